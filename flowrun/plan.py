@@ -1,0 +1,311 @@
+"""Flow -> NetworkX DAG -> immutable :class:`Plan`.
+
+Checks every template (syntax, variables, references), ``needs``, ``continue``, tool
+names and sub-flow files, then orders the steps. A cycle is reported with its whole
+path (``a -> b -> c -> a``) at the position of the step that closes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import PlanError, Problem, SpecError
+from .loader import FlowFile, display_path, load_file
+from .spec import BUILTIN_TOOLS, Flow, Step
+from .templating import analyze, iter_templates
+
+# keys whose string values are data, not templates
+_NOT_TEMPLATES = {"output_schema", "parameters", "description", "needs", "continue"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked flow, ready to run: steps, their dependencies and a topological order."""
+
+    file: FlowFile
+    order: tuple[str, ...]
+    generations: tuple[tuple[str, ...], ...]
+    needs: Mapping[str, frozenset[str]]
+    dependents: Mapping[str, frozenset[str]]
+    subflows: Mapping[str, "Plan"] = field(default_factory=dict)
+
+    @property
+    def flow(self) -> Flow:
+        return self.file.flow
+
+    @property
+    def base_dir(self) -> Path:
+        return self.file.base_dir
+
+    def step(self, step_id: str) -> Step:
+        return self.flow.steps[step_id]
+
+    def graph(self) -> Any:
+        """A frozen NetworkX DiGraph (edge ``a -> b``: b needs a)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.order)
+        for step, deps in self.needs.items():
+            g.add_edges_from((d, step) for d in deps)
+        return nx.freeze(g)
+
+    def subflow(self, rel: str) -> "Plan":
+        return self.subflows[str((self.base_dir / rel).resolve())]
+
+
+def _suggest(name: str, options: list[str] | set[str] | tuple[str, ...]) -> str | None:
+    close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"known: {', '.join(sorted(options))}" if options else None
+
+
+class _Checker:
+    def __init__(self, ff: FlowFile, stack: tuple[str, ...]):
+        self.ff = ff
+        self.flow: Flow = ff.flow
+        self.src = ff.source
+        self.problems: list[Problem] = []
+        self.deps: dict[str, set[str]] = {sid: set() for sid in self.flow.steps}
+        self.stack = stack
+        self.subflows: dict[str, Plan] = {}
+
+    def add(self, path: tuple[Any, ...], msg: str, hint: str | None = None, **kw: Any) -> None:
+        self.problems.append(self.src.problem(path, msg, hint, **kw))
+
+    # -- templates -------------------------------------------------------------------
+    def template(self, path: tuple[Any, ...], text: str, step: str | None,
+                 allow: tuple[str, ...] = ("inputs", "steps", "secrets", "env"),
+                 loop: bool = False) -> None:
+        info = analyze(text)
+        offset = self._offset(path, info.error_line or 1)
+        if info.error:
+            self.add(path, f"template syntax error: {info.error}",
+                     "check the {{ }} and {% %} pairs and filter names", offset=offset)
+            return
+        for name, line in info.unknown:
+            self.add(path, f"unknown template variable {name!r}",
+                     "templates can use inputs, steps, secrets, env" + (", item, index" if loop else ""),
+                     offset=self._offset(path, line))
+        for var in sorted(info.loop_vars):
+            if not loop:
+                self.add(path, f"{var!r} is only defined in a step with for_each",
+                         "add for_each to the step, or refer to a value by its full name")
+        for root, line in info.dynamic:
+            self.add(path, f"{root}[...] needs a literal name",
+                     f"write {root}.NAME so flowrun can see the dependency",
+                     offset=self._offset(path, line))
+        for ref in info.refs:
+            off = self._offset(path, ref.line)
+            if ref.root not in allow:
+                self.add(path, f"{ref.root} cannot be used here",
+                         f"only {', '.join(allow)} are available here", offset=off)
+                continue
+            if ref.name is None:
+                if ref.root == "steps":
+                    self.add(path, "refer to one step at a time (steps.ID)",
+                             "flowrun infers dependencies from steps.ID", offset=off)
+                continue
+            if ref.root == "inputs" and ref.name not in self.flow.inputs:
+                self.add(path, f"unknown input {ref.name!r}",
+                         _suggest(ref.name, list(self.flow.inputs)) or "declare it under inputs:",
+                         offset=off)
+            elif ref.root == "steps":
+                if ref.name not in self.flow.steps:
+                    self.add(path, f"unknown step {ref.name!r}",
+                             _suggest(ref.name, list(self.flow.steps)), offset=off)
+                elif step is not None:
+                    self.deps[step].add(ref.name)
+            elif ref.root == "secrets" and self.flow.secrets and ref.name not in self.flow.secrets:
+                self.add(path, f"secret {ref.name!r} is not declared in secrets:",
+                         _suggest(ref.name, self.flow.secrets) or "add it to secrets:", offset=off)
+
+    def _offset(self, path: tuple[Any, ...], line: int) -> tuple[int, int] | None:
+        """Jinja line numbers are relative to the template; block scalars start a line later."""
+        block = 0
+        pos = self.src.values.get(tuple(path))
+        if pos and self.src.text:
+            lines = self.src.text.splitlines()
+            if 0 < pos[0] <= len(lines):
+                rest = lines[pos[0] - 1][pos[1] - 1:].lstrip()
+                block = 1 if rest[:1] in ("|", ">") else 0
+        dline = line - 1 + block
+        return (dline, 1) if dline else None
+
+    # -- steps -----------------------------------------------------------------------
+    def steps(self) -> None:
+        raw_steps = self.ff.data.get("steps", {})
+        for sid, step in self.flow.steps.items():
+            raw = raw_steps.get(sid, {})
+            base = ("steps", sid)
+            loop = step.for_each is not None
+            for key, value in raw.items():
+                if key in _NOT_TEMPLATES:
+                    continue
+                for sub, text in iter_templates(value, base + (key,)):
+                    is_loop_expr = key == "for_each"
+                    self.template(sub, text, sid, loop=loop and not is_loop_expr)
+            self._tools(sid, step, raw)
+            for i, need in enumerate(step.needs):
+                if need not in self.flow.steps:
+                    self.add(base + ("needs", i), f"unknown step {need!r} in needs",
+                             _suggest(need, list(self.flow.steps)))
+                else:
+                    self.deps[sid].add(need)
+            if step.continue_ is not None:
+                self._continue(sid, step)
+            if step.flow is not None:
+                self._subflow(base + ("flow",), step.flow, step.with_ or {}, base + ("with",))
+
+    def _continue(self, sid: str, step: Step) -> None:
+        target = step.continue_.step
+        path = ("steps", sid, "continue")
+        if target not in self.flow.steps:
+            self.add(path, f"unknown step {target!r} in continue",
+                     _suggest(target, list(self.flow.steps)))
+            return
+        self.deps[sid].add(target)
+        other = self.flow.steps[target]
+        if other.kind != "responses":
+            self.add(path, f"cannot continue {target!r}: it is a {other.kind} step",
+                     "continue works between steps that call the model with input:")
+        elif other.for_each is not None:
+            self.add(path, f"cannot continue {target!r}: it runs once per item (for_each)",
+                     "continue a step that has a single conversation")
+        store = step.store if step.store is not None else self.flow.defaults.store
+        target_store = other.store if other.store is not None else self.flow.defaults.store
+        if step.continue_.mode == "previous_response_id" and False in (store, target_store):
+            self.add(path, "continue by previous_response_id needs stored responses, "
+                           "but store is false",
+                     f"use `continue: {{step: {target}, mode: manual}}` to resend the items")
+
+    def _tools(self, sid: str, step: Step, raw: dict[str, Any]) -> None:
+        for i, ref in enumerate(step.tools):
+            if isinstance(ref, str) and ref not in self.flow.tools and ref not in BUILTIN_TOOLS:
+                self.add(("steps", sid, "tools", i), f"unknown tool {ref!r}",
+                         _suggest(ref, [*self.flow.tools, *BUILTIN_TOOLS]))
+        if step.kind != "responses":
+            for key in ("tools", "output_schema", "files", "continue", "tool_choice"):
+                if key in raw:
+                    self.add(("steps", sid, key), f"{key!r} applies to model steps (input:), "
+                             f"not to a {step.kind} step", key=True)
+
+    def tool_defs(self) -> None:
+        raw_tools = self.ff.data.get("tools", {})
+        for name, tool in self.flow.tools.items():
+            raw = raw_tools.get(name, {})
+            for key, value in raw.items():
+                if key in _NOT_TEMPLATES:
+                    continue
+                for sub, text in iter_templates(value, ("tools", name, key)):
+                    if key in ("headers", "bind", "mcp"):
+                        self.template(sub, text, None, allow=("inputs", "secrets", "env"))
+                    else:
+                        self.add(sub, f"templates are not allowed in {key!r}",
+                                 "use templates in headers, bind, or the mcp URL")
+            target = getattr(tool, "flow", None)
+            if isinstance(target, str):
+                self._subflow(("tools", name, "flow"), target, None, None)
+
+    def outputs(self) -> None:
+        for key, value in self.ff.data.get("outputs", {}).items():
+            for sub, text in iter_templates(value, ("outputs", key)):
+                self.template(sub, text, None)
+
+    # -- sub-flows -------------------------------------------------------------------
+    def _subflow(self, path: tuple[Any, ...], rel: str, given: dict[str, Any],
+                 with_path: tuple[Any, ...] | None) -> None:
+        target = (self.ff.base_dir / rel).resolve()
+        key = str(target)
+        if key in self.stack:
+            chain = " -> ".join(display_path(p) for p in (*self.stack, key))
+            self.add(path, f"sub-flow cycle: {chain}", "a flow cannot include itself")
+            return
+        if not target.is_file():
+            self.add(path, f"sub-flow file not found: {rel}",
+                     f"looked for {display_path(target)}, relative to this flow file")
+            return
+        if key not in self.subflows:
+            try:
+                self.subflows[key] = _plan(load_file(target), (*self.stack, key))
+            except SpecError as exc:
+                self.problems.extend(exc.problems)
+                return
+        sub = self.subflows[key].flow
+        if with_path is None:
+            return
+        for name in given:
+            if name not in sub.inputs:
+                self.add(with_path + (name,), f"sub-flow {rel} has no input {name!r}",
+                         _suggest(name, list(sub.inputs)), key=True)
+        for name, spec in sub.inputs.items():
+            if spec.is_required and name not in given:
+                self.add(with_path if given else path,
+                         f"sub-flow {rel} needs input {name!r}", f"add `with: {{{name}: ...}}`")
+
+    # -- graph -----------------------------------------------------------------------
+    def graph(self) -> Plan | None:
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.flow.steps)
+        for sid, deps in self.deps.items():
+            g.add_edges_from((d, sid) for d in deps)
+        cyclic = False
+        for comp in nx.strongly_connected_components(g):
+            node = min(comp)
+            if len(comp) == 1 and not g.has_edge(node, node):
+                continue
+            cyclic = True
+            cycle = nx.find_cycle(g.subgraph(comp), source=node)
+            names = [u for u, _ in cycle] + [cycle[0][0]]
+            # edges point from dependency to dependent; show "a needs b" order
+            names.reverse()
+            self.add(("steps", names[0]), "dependency cycle: " + " -> ".join(names),
+                     "each arrow reads 'needs'; remove one of these references or needs",
+                     key=True)
+        if cyclic or self.problems:
+            return None
+        gens = tuple(tuple(sorted(gen)) for gen in nx.topological_generations(g))
+        order = tuple(s for gen in gens for s in gen)
+        needs = {s: frozenset(self.deps[s]) for s in self.flow.steps}
+        dependents: dict[str, set[str]] = {s: set() for s in self.flow.steps}
+        for s, deps in needs.items():
+            for d in deps:
+                dependents[d].add(s)
+        return Plan(
+            file=self.ff,
+            order=order,
+            generations=gens,
+            needs=MappingProxyType(needs),
+            dependents=MappingProxyType({k: frozenset(v) for k, v in dependents.items()}),
+            subflows=MappingProxyType(dict(self.subflows)),
+        )
+
+
+def _plan(ff: FlowFile, stack: tuple[str, ...]) -> Plan:
+    checker = _Checker(ff, stack)
+    checker.tool_defs()
+    checker.steps()
+    checker.outputs()
+    plan = checker.graph()
+    if plan is None:
+        problems = sorted(checker.problems, key=lambda p: (p.file or "", p.line or 0, p.column or 0))
+        raise PlanError(problems)
+    return plan
+
+
+def build_plan(ff: FlowFile) -> Plan:
+    """Check a loaded flow's references and order its steps."""
+    stack = (str(ff.path.resolve()),) if ff.path else ()
+    return _plan(ff, stack)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Load, validate and plan a flow file; raises SpecError / PlanError with every problem."""
+    return build_plan(load_file(path))

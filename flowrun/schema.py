@@ -1,0 +1,29 @@
+"""The JSON Schema of flow files, generated from :mod:`flowrun.spec`.
+
+``schemas/flow.schema.json`` is this output, checked in; a test fails when they drift.
+Editors use it through ``# yaml-language-server: $schema=...``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SCHEMA_ID = "https://github.com/flowrun/flowrun/schemas/flow.schema.json"
+
+
+def flow_schema() -> dict[str, Any]:
+    """The flow file JSON Schema (draft 2020-12)."""
+    from .spec import Flow
+
+    schema = Flow.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """The schema as the exact text of ``schemas/flow.schema.json``."""
+    return json.dumps(flow_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

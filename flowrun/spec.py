@@ -1,0 +1,688 @@
+"""The flow language as pydantic models: strict, closed, one docstring per field.
+
+These models are the single source of the JSON Schema (``schemas/flow.schema.json``).
+They check shapes and values only; cross-references (templates, ``needs``,
+``continue``) are checked by :mod:`flowrun.plan`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept seconds as a number, or a string such as ``500ms``, ``30s``, ``5m``, ``1h``."""
+    if isinstance(value, bool):
+        return value  # let the float check reject it
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        raise ValueError(f"{value!r} is not a duration; write seconds (30) or 500ms, 30s, 5m, 1h")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class StrictModel(BaseModel):
+    """Base for every flow model: unknown keys are errors, no type coercion."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    def given(self) -> set[str]:
+        """Names of the fields the flow file set explicitly."""
+        return set(self.model_fields_set)
+
+
+# --------------------------------------------------------------------------- inputs
+
+InputType = Literal["string", "integer", "number", "boolean", "list", "object", "file"]
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+    "file": (str,),
+}
+
+
+def check_input_value(kind: str, value: Any) -> bool:
+    """True when ``value`` is acceptable for an input of type ``kind``."""
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _PY_TYPES[kind])
+
+
+class InputSpec(StrictModel):
+    """A flow input, given with ``-i NAME=VALUE`` or ``--inputs FILE``."""
+
+    type: InputType = "string"
+    """The value's type. ``file`` takes a path, resolved from the directory flowrun runs in."""
+    description: str | None = None
+    """What the input is for; shown by ``flowrun graph`` and in errors."""
+    default: Any = None
+    """The value used when none is given. Without a default the input is required."""
+    required: bool | None = None
+    """Whether a value must be given. Defaults to true unless there is a default."""
+    enum: list[Any] | None = None
+    """The only values allowed."""
+
+    @model_validator(mode="after")
+    def _default_matches_type(self) -> InputSpec:
+        if self.default is not None and not check_input_value(self.type, self.default):
+            raise ValueError(f"default {self.default!r} is not a {self.type}")
+        if self.enum is not None and self.default is not None and self.default not in self.enum:
+            raise ValueError(f"default {self.default!r} is not one of enum {self.enum!r}")
+        return self
+
+    @property
+    def is_required(self) -> bool:
+        return self.required if self.required is not None else self.default is None
+
+
+def _input_shorthand(value: Any) -> Any:
+    """``company: string`` is short for ``company: {type: string}``."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+class Reasoning(StrictModel):
+    """Reasoning options for reasoning models (o-series, gpt-5)."""
+
+    effort: Literal["minimal", "low", "medium", "high"] | None = None
+    """How hard the model thinks before answering."""
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    """Ask for a summary of the reasoning; it is saved with the step's result."""
+
+
+class RetryPolicy(StrictModel):
+    """Retries for rate limits (429, honouring Retry-After), 5xx and connection errors."""
+
+    max: int = Field(3, ge=0, le=100)
+    """How many times to retry after the first attempt."""
+    initial_delay: Duration = 1.0
+    """Delay before the first retry; doubles each time, with jitter."""
+    max_delay: Duration = 60.0
+    """Upper bound for one delay (a server's Retry-After still wins)."""
+
+
+def _retry_shorthand(value: Any) -> Any:
+    """``retries: 3`` is short for ``retries: {max: 3}``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"max": value}
+    if not isinstance(value, dict):
+        raise ValueError("expected a number of retries, or {max, initial_delay, max_delay}")
+    return value
+
+
+Retries = Annotated[RetryPolicy, BeforeValidator(_retry_shorthand)]
+
+
+# --------------------------------------------------------------------------- input parts
+
+
+class TextPart(StrictModel):
+    """A piece of text in a step's input."""
+
+    text: str
+    """The text; a template."""
+
+
+class ImagePart(StrictModel):
+    """An image in a step's input: a local path, an http(s) or data URL, or a file id."""
+
+    image: str
+    """Path (sent as a base64 data URL), URL, or uploaded file id (``file-...``); a template."""
+    detail: Literal["auto", "low", "high"] = "auto"
+    """How closely the model looks at the image."""
+
+
+class FilePart(StrictModel):
+    """A file (PDF) in a step's input."""
+
+    file: str
+    """Path of a local PDF, or an uploaded file id (``file-...``); a template."""
+    filename: str | None = None
+    """The name the model sees; defaults to the file's own name."""
+    upload: bool = False
+    """Upload the file (files API) and send its id instead of inline base64 data."""
+
+
+def _part_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("text", "image", "file"):
+            if key in value:
+                return key
+        return None
+    if isinstance(value, BaseModel):
+        return {TextPart: "text", ImagePart: "image", FilePart: "file"}.get(type(value))
+    return None
+
+
+InputPart = Annotated[
+    Union[
+        Annotated[TextPart, Tag("text")],
+        Annotated[ImagePart, Tag("image")],
+        Annotated[FilePart, Tag("file")],
+    ],
+    Discriminator(
+        _part_kind,
+        custom_error_type="input_part",
+        custom_error_message="an input part needs one of the keys text, image or file",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class FunctionToolBase(StrictModel):
+    description: str | None = None
+    """What the tool does, for the model. Defaults to the function's docstring."""
+    parameters: dict[str, Any] | None = None
+    """JSON Schema of the arguments. Defaults to one derived from the type hints."""
+    strict: bool = True
+    """Ask the model for arguments that match the schema exactly."""
+    timeout: Duration | None = None
+    """Seconds one call may take; a slower call becomes an error output for the model."""
+    bind: dict[str, str] = Field(default_factory=dict)
+    """Parameters filled in by flowrun (often ``{{ secrets.X }}``), hidden from the model."""
+
+
+class PythonTool(FunctionToolBase):
+    """A Python function the model may call; flowrun runs it."""
+
+    python: str
+    """``module:function``, resolved from the flow file's directory, then installed packages."""
+
+    @field_validator("python")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v):
+            raise ValueError(f"{v!r} is not module:function (for example tools.finance:lookup)")
+        return v
+
+
+class CommandTool(FunctionToolBase):
+    """An external program the model may call: JSON arguments on stdin, result on stdout."""
+
+    command: list[str] = Field(min_length=1)
+    """The argv list (never a shell string), relative paths from the flow file's directory."""
+
+
+class FlowTool(StrictModel):
+    """Another flow used as a tool: its inputs become the tool's parameters."""
+
+    flow: str
+    """Path of the flow file, relative to this one."""
+    description: str | None = None
+    """What the tool does, for the model. Defaults to the sub-flow's description."""
+    timeout: Duration | None = None
+    """Seconds one call may take."""
+
+
+class RequireApprovalByName(StrictModel):
+    """Per-tool approval requirement for a remote MCP server."""
+
+    always: list[str] = Field(default_factory=list)
+    """Tools that always need approval."""
+    never: list[str] = Field(default_factory=list)
+    """Tools that never need approval."""
+
+
+class McpTool(StrictModel):
+    """A remote MCP server that the service calls on the model's behalf."""
+
+    mcp: str
+    """The server URL (``server_url``)."""
+    server_label: str | None = None
+    """Label the model sees; defaults to the tool's name."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP headers sent to the server; take values from ``{{ secrets.X }}``. Never logged."""
+    allowed_tools: list[str] | None = None
+    """Only these of the server's tools are offered to the model."""
+    require_approval: Literal["never", "always"] | RequireApprovalByName = "always"
+    """Which calls need approval: never, always, or per tool name."""
+    approve: Literal["all", "none"] | list[str] | None = None
+    """Approval policy: approve these tools (or all / none), deny the rest. Unset: ask when
+    interactive, otherwise deny."""
+
+
+class CodeInterpreterOptions(StrictModel):
+    """Options for the hosted code interpreter."""
+
+    container: str = "auto"
+    """``auto`` for a new container, or a container id such as ``{{ steps.a.container }}``."""
+    memory_limit: Literal["1g", "4g", "16g", "64g"] | None = None
+    """Memory of an ``auto`` container."""
+
+
+class CodeInterpreterTool(StrictModel):
+    """The hosted code interpreter; the step's ``files`` are uploaded into its container."""
+
+    code_interpreter: CodeInterpreterOptions | None = None
+    """Options; empty for defaults."""
+
+
+class ImageGenerationOptions(StrictModel):
+    """Options for the hosted image generation tool."""
+
+    size: Literal["auto", "1024x1024", "1024x1536", "1536x1024"] | None = None
+    """Image size."""
+    quality: Literal["auto", "low", "medium", "high"] | None = None
+    """Rendering quality."""
+    background: Literal["auto", "transparent", "opaque"] | None = None
+    """Background type."""
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    """File format of the saved images."""
+    output_compression: int | None = Field(None, ge=0, le=100)
+    """Compression for jpeg and webp."""
+    partial_images: int | None = Field(None, ge=0, le=3)
+    """Partial images to stream (needs ``stream: true``); each is saved too."""
+    model: str | None = None
+    """The image model (on Azure, the header deployment is set in the provider)."""
+    input_fidelity: Literal["low", "high"] | None = None
+    """How closely edits keep the input images."""
+
+
+class ImageGenerationTool(StrictModel):
+    """The hosted image generation tool; images are saved as the step's ``images``."""
+
+    image_generation: ImageGenerationOptions | None = None
+    """Options; empty for defaults."""
+
+
+TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation")
+
+
+def _tool_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        found = [k for k in TOOL_KINDS if k in value]
+        return found[0] if len(found) == 1 else None
+    for kind, cls in _TOOL_CLASSES.items():
+        if isinstance(value, cls):
+            return kind
+    return None
+
+
+ToolDef = Annotated[
+    Union[
+        Annotated[PythonTool, Tag("python")],
+        Annotated[CommandTool, Tag("command")],
+        Annotated[FlowTool, Tag("flow")],
+        Annotated[McpTool, Tag("mcp")],
+        Annotated[CodeInterpreterTool, Tag("code_interpreter")],
+        Annotated[ImageGenerationTool, Tag("image_generation")],
+    ],
+    Discriminator(
+        _tool_kind,
+        custom_error_type="tool_kind",
+        custom_error_message=(
+            "a tool needs exactly one of the keys python, command, flow, mcp, "
+            "code_interpreter or image_generation"
+        ),
+    ),
+]
+_TOOL_CLASSES: dict[str, type] = {
+    "python": PythonTool,
+    "command": CommandTool,
+    "flow": FlowTool,
+    "mcp": McpTool,
+    "code_interpreter": CodeInterpreterTool,
+    "image_generation": ImageGenerationTool,
+}
+BUILTIN_TOOLS = ("code_interpreter", "image_generation")
+"""Tool names usable in a step's ``tools`` without a definition."""
+
+ToolRef = Annotated[
+    Union[Annotated[str, Tag("name")], Annotated[ToolDef, Tag("inline")]],
+    Discriminator(lambda v: "name" if isinstance(v, str) else "inline"),
+]
+
+
+# --------------------------------------------------------------------------- step kinds
+
+
+class ContinueSpec(StrictModel):
+    """Continue the conversation of an earlier step."""
+
+    step: str
+    """The step whose conversation this one continues."""
+    mode: Literal["previous_response_id", "manual"] = "previous_response_id"
+    """``previous_response_id`` lets the service keep the history; ``manual`` resends the
+    earlier input and output items (needed with ``store: false``)."""
+
+
+def _continue_shorthand(value: Any) -> Any:
+    """``continue: risks`` is short for ``continue: {step: risks}``."""
+    return {"step": value} if isinstance(value, str) else value
+
+
+class Display(StrictModel):
+    """The browser viewport the computer-use model sees."""
+
+    width: int = Field(1024, ge=200, le=4096)
+    """Width in pixels."""
+    height: int = Field(768, ge=200, le=4096)
+    """Height in pixels."""
+
+
+class SafetyAcknowledge(StrictModel):
+    """Acknowledge pending safety checks with these codes; refuse any other."""
+
+    acknowledge: list[str] = Field(min_length=1)
+    """Codes to acknowledge, such as ``malicious_instructions``."""
+
+
+class ComputerUse(StrictModel):
+    """A computer-use sub-agent driving a real browser with Playwright."""
+
+    task: str
+    """What the agent should do; a template."""
+    start_url: str | None = None
+    """The page the browser opens first; a template."""
+    model: str = "computer-use-preview"
+    """The computer-use model (deployment on Azure)."""
+    display: Display = Field(default_factory=Display)
+    """Viewport size; action coordinates are clamped to it."""
+    environment: Literal["browser"] = "browser"
+    """The environment the model is told it controls."""
+    headless: bool = True
+    """Run the browser without a window."""
+    max_turns: int = Field(20, ge=1, le=500)
+    """Stop with an error after this many computer actions."""
+    allowed_domains: list[str] = Field(default_factory=list)
+    """Hosts the browser may visit (subdomains included). Defaults to start_url's host."""
+    safety_checks: Literal["ask", "refuse"] | SafetyAcknowledge = "ask"
+    """Pending safety checks: ask when interactive (refuse otherwise), refuse, or acknowledge
+    the listed codes."""
+    truncation: Literal["auto"] = "auto"
+    """Truncation mode, which computer use requires."""
+    reasoning_summary: Literal["auto", "concise", "detailed"] | None = "concise"
+    """Ask for a summary of the model's reasoning at each turn."""
+
+
+# --------------------------------------------------------------------------- steps
+
+
+class ModelParams(StrictModel):
+    """Request parameters shared by ``defaults`` and steps."""
+
+    model: str | None = None
+    """The model, or on Azure the deployment name."""
+    instructions: str | None = None
+    """System / developer instructions; a template."""
+    temperature: float | None = Field(None, ge=0, le=2)
+    """Sampling temperature."""
+    top_p: float | None = Field(None, ge=0, le=1)
+    """Nucleus sampling."""
+    max_output_tokens: int | None = Field(None, ge=1)
+    """Upper bound on generated tokens, reasoning included."""
+    reasoning: Reasoning | None = None
+    """Reasoning effort and summary."""
+    truncation: Literal["auto", "disabled"] | None = None
+    """What to do when the conversation exceeds the context window."""
+    store: bool | None = None
+    """Let the service store responses (needed for ``previous_response_id``)."""
+    stream: bool | None = None
+    """Stream the response; text deltas are shown live when the run is interactive."""
+    retries: Retries | None = None
+    """Retries on 429 / 5xx / connection errors: a count or a policy."""
+    timeout: Duration | None = None
+    """Seconds the step may take, retries and tool calls included."""
+    max_tool_turns: int | None = Field(None, ge=1, le=1000)
+    """Tool-loop rounds before the step fails (default 10)."""
+
+
+class Defaults(ModelParams):
+    """Parameters every step inherits unless it sets its own."""
+
+
+class Step(ModelParams):
+    """One node of the flow: a Responses call (``input``), a computer-use agent
+    (``computer_use``) or a sub-flow (``flow``)."""
+
+    description: str | None = None
+    """What the step is for."""
+
+    # what to run — exactly one
+    input: str | list[InputPart] | None = None
+    """The prompt: a template string, or a list of text / image / file parts."""
+    computer_use: ComputerUse | None = None
+    """Run a computer-use agent in a browser instead of a single conversation."""
+    flow: str | None = None
+    """Run another flow file (relative path) as this step."""
+    with_: dict[str, Any] | None = Field(None, alias="with")
+    """Inputs for the sub-flow; string values are templates."""
+
+    # responses options
+    output_schema: dict[str, Any] | None = None
+    """JSON Schema of a structured output; the parsed result is ``steps.X.output``."""
+    tools: list[ToolRef] = Field(default_factory=list)
+    """Tools for this step: names from ``tools:``, built-ins, or inline definitions."""
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required``, or the name of one function tool."""
+    parallel_tool_calls: bool | None = None
+    """Allow several tool calls in one response."""
+    files: list[str] = Field(default_factory=list)
+    """Local files uploaded into the code interpreter's container; templates."""
+    continue_: ContinueSpec | None = Field(None, alias="continue")
+    """Continue an earlier step's conversation: a step id or ``{step, mode}``."""
+    include: list[str] = Field(default_factory=list)
+    """Extra output data, such as ``reasoning.encrypted_content``."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """Key-value metadata sent with the request."""
+    background: bool = False
+    """Run as a background response: flowrun polls until it finishes."""
+    poll_interval: Duration = 1.0
+    """Seconds between polls of a background response."""
+
+    # scheduling
+    needs: list[str] = Field(default_factory=list)
+    """Steps that must finish first (template references add to these)."""
+    if_: str | bool | None = Field(None, alias="if")
+    """Run only when this template is true; otherwise the step and its dependents skip."""
+    on_skipped_needs: Literal["skip", "run"] = "skip"
+    """What to do when a step this one needs was skipped."""
+    for_each: str | list[Any] | None = None
+    """Run once per item of this list (a template or a literal list); ``item`` and
+    ``index`` name the current one. The result is the list of runs."""
+    max_parallel: int | None = Field(None, ge=1)
+    """How many ``for_each`` runs may be in flight at once."""
+    continue_on_error: bool = False
+    """Let the flow go on when this step fails; dependents then skip."""
+
+    @field_validator("continue_", mode="before")
+    @classmethod
+    def _continue(cls, v: Any) -> Any:
+        return _continue_shorthand(v)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        kinds = [k for k in ("input", "computer_use", "flow") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a step needs exactly one of input (a model call), computer_use or flow"
+                + (f"; it has {' and '.join(kinds)}" if kinds else "")
+            )
+        if self.with_ is not None and self.flow is None:
+            raise ValueError("'with' gives inputs to a sub-flow; it needs 'flow'")
+        if self.max_parallel is not None and self.for_each is None:
+            raise ValueError("max_parallel limits for_each runs; it needs for_each")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.computer_use is not None:
+            return "computer_use"
+        if self.flow is not None:
+            return "flow"
+        return "responses"
+
+
+class Provider(StrictModel):
+    """Where requests go. Usually set by environment variables or ``--provider``."""
+
+    kind: Literal["azure", "openai", "compatible", "emulator"]
+    """Which kind of endpoint."""
+    base_url: str | None = None
+    """Endpoint URL; for Azure ``https://RESOURCE.openai.azure.com/openai/v1/``."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key itself)."""
+    auth: Literal["api_key", "entra_id"] = "api_key"
+    """Azure: authenticate with an API key or Microsoft Entra ID (azure-identity)."""
+    image_generation_deployment: str | None = None
+    """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
+
+
+class Flow(StrictModel):
+    """A flowrun flow file."""
+
+    name: str = Field(min_length=1)
+    """Short name of the flow."""
+    description: str | None = None
+    """What the flow does."""
+    inputs: dict[str, Annotated[InputSpec, BeforeValidator(_input_shorthand)]] = Field(
+        default_factory=dict
+    )
+    """Named inputs: a type name, or ``{type, default, description, required, enum}``."""
+    secrets: list[str] = Field(default_factory=list)
+    """Environment variables that hold secrets; checked before the run starts. Any
+    ``{{ secrets.X }}`` reads variable X, and its value is masked everywhere."""
+    defaults: Defaults = Field(default_factory=Defaults)
+    """Parameters every step inherits."""
+    provider: Provider | None = None
+    """Endpoint settings; environment variables and ``--provider`` take precedence."""
+    max_concurrency: int | None = Field(None, ge=1)
+    """How many steps may run at once (``--max-concurrency`` overrides)."""
+    tools: dict[str, ToolDef] = Field(default_factory=dict)
+    """Reusable tool definitions, referenced by name from steps."""
+    steps: dict[str, Step] = Field(min_length=1)
+    """The steps, by id. Order does not matter: dependencies decide."""
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    """Named results of the flow; string values are templates."""
+
+    @field_validator("inputs", "steps")
+    @classmethod
+    def _identifiers(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not IDENTIFIER.match(key):
+                raise ValueError(
+                    f"{key!r} is not a valid name: use letters, digits and _, not starting "
+                    "with a digit (templates refer to it as steps.NAME / inputs.NAME)"
+                )
+        return v
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not TOOL_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid tool name: use 1-64 of A-Z a-z 0-9 _ -")
+        return v
+
+
+def model_fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed at ``loc`` (a pydantic error location) below ``root``.
+
+    Used to suggest the right key for an unknown one. Returns None when the
+    location does not lead to a model.
+    """
+    import typing
+
+    current: Any = root
+    for part in loc:
+        current = _descend(current, part, typing)
+        if current is None:
+            return None
+    models = _models_in(current, typing)
+    if not models:
+        return None
+    names: list[str] = []
+    for m in models:
+        for name, f in m.model_fields.items():
+            names.append(f.alias or name)
+    return names
+
+
+def _strip(tp: Any, typing: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _models_in(tp: Any, typing: Any) -> list[type[BaseModel]]:
+    tp = _strip(tp, typing)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    if typing.get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)):
+        out = []
+        for arg in typing.get_args(tp):
+            out.extend(_models_in(arg, typing))
+        return out
+    return []
+
+
+def _descend(tp: Any, part: Any, typing: Any) -> Any:
+    tp = _strip(tp, typing)
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, f in tp.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+        return tp if isinstance(part, str) and part in _TAGS else None
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    if origin is list:
+        return typing.get_args(tp)[0] if isinstance(part, int) else None
+    if origin is Union or origin is getattr(__import__("types"), "UnionType", None):
+        for arg in typing.get_args(tp):
+            tagged = _tag_of(arg, typing)
+            if tagged == part:
+                return arg
+        for arg in typing.get_args(tp):
+            found = _descend(arg, part, typing)
+            if found is not None:
+                return found
+    return None
+
+
+def _tag_of(tp: Any, typing: Any) -> str | None:
+    if typing.get_origin(tp) is Annotated:
+        for meta in typing.get_args(tp)[1:]:
+            if isinstance(meta, Tag):
+                return meta.tag
+    return None
+
+
+_TAGS = {"text", "image", "file", "name", "inline", *TOOL_KINDS, "str", "list[...]"}

@@ -1,0 +1,182 @@
+"""Templates: Jinja2's immutable sandbox with StrictUndefined, and reference extraction.
+
+A template may use ``inputs.NAME``, ``steps.ID.field``, ``secrets.NAME``, ``env.NAME``,
+and inside a ``for_each`` step ``item`` and ``index``. A template that is one expression,
+``"{{ steps.a.output.items }}"``, evaluates to the native value (list, dict, number);
+any other template renders to text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterator
+
+ROOTS = ("inputs", "steps", "secrets", "env")
+LOOP_NAMES = ("item", "index")
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{|\{%).)*)\}\}\s*$", re.S)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Any:
+    """The one Jinja environment flowrun uses: sandboxed, immutable, strict."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["fromjson"] = json.loads
+    env.filters["tojson"] = lambda v, indent=None: json.dumps(v, indent=indent, default=str)
+    return env
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A use of ``root.name`` in a template (``steps.risks``, ``inputs.company``)."""
+
+    root: str
+    name: str | None
+    line: int  # 1-based line inside the template
+
+
+@dataclass
+class TemplateInfo:
+    """What a template refers to, or why it cannot be parsed."""
+
+    refs: list[Reference] = field(default_factory=list)
+    loop_vars: set[str] = field(default_factory=set)
+    unknown: list[tuple[str, int]] = field(default_factory=list)
+    dynamic: list[tuple[str, int]] = field(default_factory=list)
+    error: str | None = None
+    error_line: int | None = None
+
+    def names(self, root: str) -> set[str]:
+        return {r.name for r in self.refs if r.root == root and r.name is not None}
+
+
+@lru_cache(maxsize=4096)
+def analyze(source: str) -> TemplateInfo:
+    """Parse a template and list its references; syntax errors are reported, not raised."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    env = environment()
+    info = TemplateInfo()
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        info.error = exc.message or "template syntax error"
+        info.error_line = exc.lineno
+        return info
+    undeclared = meta.find_undeclared_variables(tree)
+    for name in sorted(undeclared):
+        if name in ROOTS or name in env.globals:
+            continue
+        if name in LOOP_NAMES:
+            info.loop_vars.add(name)
+            continue
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+        info.unknown.append((name, line))
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name in ROOTS and target.name in undeclared):
+            continue
+        if isinstance(node, nodes.Getattr):
+            info.refs.append(Reference(target.name, node.attr, node.lineno))
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            info.refs.append(Reference(target.name, node.arg.value, node.lineno))
+        else:
+            info.dynamic.append((target.name, node.lineno))
+    # a bare root (``{{ steps }}``) still counts as a use of that root
+    used = {r.root for r in info.refs}
+    for n in tree.find_all(nodes.Name):
+        if n.name in ROOTS and n.name in undeclared and n.name not in used:
+            info.refs.append(Reference(n.name, None, n.lineno))
+            used.add(n.name)
+    return info
+
+
+def iter_templates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every template string inside a plain value, with its path."""
+    if isinstance(value, str):
+        if is_template(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_templates(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_templates(v, path + (i,))
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> Any:
+    return environment().from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_expr(expr: str) -> Any:
+    return environment().compile_expression(expr, undefined_to_none=False)
+
+
+class TemplateError(Exception):
+    """A template failed while rendering (undefined value, sandbox violation, bad filter)."""
+
+
+def evaluate(source: Any, context: dict[str, Any]) -> Any:
+    """A single-expression template gives its native value; other templates give text;
+    non-templates are returned unchanged."""
+    if not is_template(source):
+        return source
+    m = _SINGLE_EXPR.match(source)
+    try:
+        if m:
+            return _compiled_expr(m.group("expr").strip())(**context)
+        return _compiled(source).render(**context)
+    except Exception as exc:  # jinja raises many kinds; all are the template's fault
+        raise TemplateError(_describe(exc)) from None
+
+
+def render(source: Any, context: dict[str, Any]) -> str:
+    """Render to text; structured values become JSON."""
+    value = evaluate(source, context)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=_jsonable)
+    return "" if value is None else str(value)
+
+
+def render_deep(value: Any, context: dict[str, Any]) -> Any:
+    """Evaluate every template inside a plain structure."""
+    if isinstance(value, str):
+        return evaluate(value, context)
+    if isinstance(value, dict):
+        return {k: render_deep(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_deep(v, context) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    to_dict = getattr(value, "to_template", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
+def _describe(exc: Exception) -> str:
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(exc, UndefinedError):
+        return f"undefined value: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"not allowed in a template: {exc}"
+    return f"{type(exc).__name__}: {exc}"
