@@ -107,5 +107,59 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("-i", "--input", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="A flow input; repeat for several.")
+@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False),
+              help="A YAML or JSON file of inputs (-i wins over it).")
+@click.option("--provider", type=click.Choice(["azure", "openai", "compatible", "emulator"]),
+              help="Endpoint kind; default from the flow, the environment or the config file.")
+@click.option("--base-url", help="Endpoint URL (compatible endpoints, or an emulator you started).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print exactly one JSON object (run_id, status, outputs, steps) on stdout.")
+@click.option("--max-concurrency", type=click.IntRange(1), help="Steps (and items) in flight at once.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=".flowrun/runs",
+              show_default=True, help="Where run records and artifacts go.")
+@click.option("--emulator-script", type=click.Path(dir_okay=False),
+              help="Script for the emulator's model (default: FLOW.emulator.yaml beside the flow).")
+@handle_errors
+def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
+        base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
+        emulator_script: str | None) -> None:
+    """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
+    130 interrupted."""
+    from .launch import launch
+
+    result = launch(
+        flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
+        run_dir, emulator_script,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+    else:
+        from .view import print_outputs
+
+        print_outputs(result.outputs)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--latency-ms", type=click.IntRange(0), default=None,
+              help="Added latency per request (env FLOWRUN_EMULATOR_LATENCY_MS).")
+@click.option("--faults", help="Faults to inject, e.g. '429x2:retry_after=1,500x1' "
+              "(env FLOWRUN_EMULATOR_FAULTS).")
+@click.option("--script", type=click.Path(dir_okay=False), help="A script for the model.")
+@handle_errors
+def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
+             script: str | None) -> None:
+    """Serve the built-in Responses emulator (under /v1 and /openai/v1)."""
+    from .emulator import serve
+
+    serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

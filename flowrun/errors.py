@@ -174,9 +174,13 @@ class OutputError(ExecutionError):
 
 
 class Cancelled(FlowrunError):
-    """The run was interrupted (Ctrl-C)."""
+    """The run was interrupted (Ctrl-C); ``result`` is the run as recorded."""
 
     exit_code = 130
+
+    def __init__(self, message: str = "run interrupted", result: Any = None):
+        self.result = result
+        super().__init__(message)
 
 
 __all__ = [

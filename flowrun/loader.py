@@ -95,7 +95,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
     except Exception as exc:  # ruamel raises plain errors for some inputs
         raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
-    source.values[()] = (1, 1)
+    source.values[()] = (doc.lc.line + 1, doc.lc.col + 1) if hasattr(doc, "lc") else (1, 1)
     return _plain(doc, (), source), source
 
 
@@ -129,7 +129,8 @@ def _plain(node: Any, path: Path_, source: Source) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key in node:
-            kp = path + (_plain_scalar(key),)
+            plain_key = _plain_scalar(key)  # a complex key ([a, b]: ...) becomes its text
+            kp = path + (plain_key if not isinstance(plain_key, (list, dict)) else str(key),)
             try:
                 kl, kc = node.lc.key(key)
                 source.keys[kp] = (kl + 1, kc + 1)

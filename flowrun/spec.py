@@ -98,7 +98,7 @@ class InputSpec(StrictModel):
     @model_validator(mode="after")
     def _default_matches_type(self) -> InputSpec:
         if self.default is not None and not check_input_value(self.type, self.default):
-            raise ValueError(f"default {self.default!r} is not a {self.type}")
+            raise ValueError(f"default {self.default!r} is not of type {self.type}")
         if self.enum is not None and self.default is not None and self.default not in self.enum:
             raise ValueError(f"default {self.default!r} is not one of enum {self.enum!r}")
         return self
@@ -222,7 +222,7 @@ class FunctionToolBase(StrictModel):
 class PythonTool(FunctionToolBase):
     """A Python function the model may call; flowrun runs it."""
 
-    python: str
+    python: str = Field(json_schema_extra={"pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"})
     """``module:function``, resolved from the flow file's directory, then installed packages."""
 
     @field_validator("python")
@@ -363,6 +363,12 @@ _TOOL_CLASSES: dict[str, type] = {
 }
 BUILTIN_TOOLS = ("code_interpreter", "image_generation")
 """Tool names usable in a step's ``tools`` without a definition."""
+
+
+def tool_kind(tool: Any) -> str | None:
+    """The kind of a tool definition: python, command, flow, mcp, code_interpreter, ..."""
+    return _tool_kind(tool)
+
 
 ToolRef = Annotated[
     Union[Annotated[str, Tag("name")], Annotated[ToolDef, Tag("inline")]],

@@ -72,11 +72,14 @@ def analyze(source: str) -> TemplateInfo:
     info = TemplateInfo()
     try:
         tree = env.parse(source)
+        undeclared = meta.find_undeclared_variables(tree)  # also checks filter/test names
     except TemplateSyntaxError as exc:
         info.error = exc.message or "template syntax error"
         info.error_line = exc.lineno
         return info
-    undeclared = meta.find_undeclared_variables(tree)
+    except RecursionError:
+        info.error = "the template is nested too deeply"
+        return info
     for name in sorted(undeclared):
         if name in ROOTS or name in env.globals:
             continue

@@ -30,13 +30,6 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 409: "conflict_error", 422: "invalid_request_error",
-               429: "rate_limit_error"}
-ERROR_CODES = {429: "rate_limit_exceeded", 500: "server_error", 502: "server_error",
-               503: "service_unavailable", 504: "timeout"}
-
-
 class FaultSpecError(ValueError):
     """A fault spec string that does not follow the grammar."""
 

@@ -1,0 +1,223 @@
+"""The Responses client: one seam over the official ``openai`` SDK (async).
+
+Everything flowrun sends to an endpoint goes through :class:`ResponsesClient`, and every
+SDK exception is mapped to a :mod:`flowrun.errors` class in :func:`map_sdk_error`.
+The SDK's own retries are off: flowrun retries with its step policy (``retry.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from .errors import (
+    ClientError,
+    ConnectionFailed,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+)
+from .providers import ENTRA_SCOPE, ProviderConfig
+
+TERMINAL = ("completed", "failed", "cancelled", "incomplete")
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        with contextlib.suppress(ValueError):
+            return float(value) / 1000.0
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def map_sdk_error(exc: BaseException) -> ClientError:
+    """The one place where openai SDK errors become flowrun errors."""
+    import openai
+
+    if isinstance(exc, ClientError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = _error_message(exc)
+        headers = getattr(exc.response, "headers", None)
+        if status == 429:
+            return RateLimited(f"rate limited (429): {message}", 429, _retry_after(headers))
+        if status >= 500:
+            return ServerError(f"server error ({status}): {message}", status, _retry_after(headers))
+        if status in (401, 403):
+            return RequestRejected(
+                f"not authorized ({status}): {message}; check the API key or Entra ID sign-in",
+                status,
+            )
+        return RequestRejected(f"request rejected ({status}): {message}", status)
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+        return ConnectionFailed(f"connection failed: {exc}")
+    if isinstance(exc, openai.APIError):
+        return ServerError(f"API error: {exc.message}")
+    return ClientError(f"{type(exc).__name__}: {exc}")
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return getattr(exc, "message", None) or str(exc)
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    return obj.model_dump(mode="json", exclude_none=True, warnings=False)
+
+
+class ResponsesClient:
+    """Async access to the Responses, Files and Containers APIs of one provider."""
+
+    def __init__(self, provider: ProviderConfig, timeout: float = 600.0):
+        import openai
+
+        self.provider = provider
+        api_key: Any = provider.api_key
+        self._credential: Any = None
+        if provider.kind == "azure" and provider.auth == "entra_id":
+            from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
+            self._credential = DefaultAzureCredential()
+            api_key = get_bearer_token_provider(self._credential, ENTRA_SCOPE)
+        self.sdk = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=provider.base_url,
+            max_retries=0,
+            timeout=timeout,
+            default_headers=provider.headers or None,
+        )
+
+    async def close(self) -> None:
+        await self.sdk.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+    async def __aenter__(self) -> "ResponsesClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def _call(self, coro: Awaitable[Any]) -> Any:
+        import openai
+
+        try:
+            return await coro
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc) from None
+
+    # -- responses -------------------------------------------------------------------
+    async def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        return _dump(await self._call(self.sdk.responses.create(**params)))
+
+    async def stream(
+        self,
+        params: dict[str, Any],
+        on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    ) -> dict[str, Any]:
+        """Create with ``stream: true``; returns the final response, calling ``on_event``
+        for each event. A stream that ends before ``response.completed`` is a
+        :class:`ConnectionFailed` whose ``details`` say where to resume."""
+        stream = await self._call(self.sdk.responses.create(**params, stream=True))
+        return await self._consume(stream, on_event)
+
+    async def resume_stream(
+        self,
+        response_id: str,
+        starting_after: int,
+        on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    ) -> dict[str, Any]:
+        """Resume a background response's stream after sequence number ``starting_after``."""
+        stream = await self._call(
+            self.sdk.responses.retrieve(response_id, stream=True, starting_after=starting_after)
+        )
+        return await self._consume(stream, on_event, response_id)
+
+    async def _consume(self, stream: Any, on_event: Any, response_id: str | None = None) -> dict[str, Any]:
+        import openai
+
+        last_seq = -1
+        final: dict[str, Any] | None = None
+        try:
+            async for event in _iterate(stream):
+                data = _dump(event)
+                last_seq = data.get("sequence_number", last_seq)
+                resp = data.get("response")
+                if isinstance(resp, dict) and resp.get("id"):
+                    response_id = resp["id"]
+                if on_event is not None:
+                    result = on_event(data)
+                    if result is not None:
+                        await result
+                etype = data.get("type")
+                if etype in ("response.completed", "response.incomplete", "response.failed"):
+                    final = data["response"]
+                elif etype == "error":
+                    raise ServerError(f"stream error: {data.get('message') or data}")
+        except openai.OpenAIError as exc:
+            err = map_sdk_error(exc)
+            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
+            raise err from None
+        except (OSError, EOFError) as exc:  # pragma: no cover - transport specific
+            err = ConnectionFailed(f"stream broken: {exc}")
+            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
+            raise err from None
+        if final is None:
+            err = ConnectionFailed(f"stream ended early after event {last_seq}")
+            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
+            raise err
+        return final
+
+    async def retrieve(self, response_id: str) -> dict[str, Any]:
+        return _dump(await self._call(self.sdk.responses.retrieve(response_id)))
+
+    async def cancel(self, response_id: str) -> dict[str, Any]:
+        return _dump(await self._call(self.sdk.responses.cancel(response_id)))
+
+    async def delete(self, response_id: str) -> None:
+        await self._call(self.sdk.responses.delete(response_id))
+
+    async def input_items(self, response_id: str) -> list[dict[str, Any]]:
+        page = await self._call(self.sdk.responses.input_items.list(response_id, order="asc"))
+        items = [_dump(i) for i in page.data]
+        while getattr(page, "has_more", False):
+            page = await self._call(page.get_next_page())
+            items.extend(_dump(i) for i in page.data)
+        return items
+
+    # -- files and containers ----------------------------------------------------------
+    async def upload_file(self, path: Path, purpose: str | None = None) -> str:
+        with open(path, "rb") as fh:
+            created = await self._call(
+                self.sdk.files.create(file=(path.name, fh.read()), purpose=purpose or self.provider.file_purpose)
+            )
+        return created.id
+
+    async def file_content(self, file_id: str) -> bytes:
+        resp = await self._call(self.sdk.files.content(file_id))
+        return resp.content if hasattr(resp, "content") else bytes(resp)
+
+
+async def _iterate(stream: Any) -> AsyncIterator[Any]:
+    async with stream as s:
+        async for event in s:
+            yield event

@@ -1,0 +1,39 @@
+"""flowrun's built-in Responses API emulator: a local HTTP server driven by a scripted,
+deterministic model, with fault injection and a request journal.
+
+    from flowrun.emulator import EmulatorServer
+    with EmulatorServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test")
+
+Module map: :mod:`.server` (HTTP routes), :mod:`.service` (the API operations),
+:mod:`.state` (stored responses, conversations), :mod:`.model` (default rule, reply
+kinds), :mod:`.script` (script format), :mod:`.events` (SSE events), :mod:`.faults`,
+:mod:`.journal`, :mod:`.conformance` (OpenAPI checks), :mod:`.runner` (serving).
+"""
+from .errors import APIError
+from .faults import FaultSpecError, Faults, parse_spec
+from .model import REPLY_KINDS, Turn, default_reply, register_kind
+from .runner import EmulatorServer, serve
+from .script import Script, ScriptError, load_script, parse_script
+from .server import create_app, register_routes
+from .service import Emulator
+
+__all__ = [
+    "APIError",
+    "Emulator",
+    "EmulatorServer",
+    "FaultSpecError",
+    "Faults",
+    "REPLY_KINDS",
+    "Script",
+    "ScriptError",
+    "Turn",
+    "create_app",
+    "default_reply",
+    "load_script",
+    "parse_script",
+    "parse_spec",
+    "register_kind",
+    "register_routes",
+    "serve",
+]

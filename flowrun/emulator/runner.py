@@ -1,0 +1,148 @@
+"""Running the emulator: in a background thread (:class:`EmulatorServer`) or blocking
+(:func:`serve`, behind ``flowrun emulator``)."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .server import create_app
+from .service import Emulator
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(emulator: Emulator, *, in_process: bool) -> uvicorn.Config:
+    return uvicorn.Config(create_app(emulator), log_level="warning", access_log=False, http="h11",
+                          ws="none", lifespan="off", timeout_graceful_shutdown=1,
+                          **({"log_config": None} if in_process else {}))
+
+
+class EmulatorServer:
+    """The emulator on a local port, served by uvicorn in a background thread.
+
+    ``with EmulatorServer() as server:`` (or ``async with``) starts it on 127.0.0.1 and a
+    free port; ``server.base_url`` is the OpenAI-style base URL
+    (``http://127.0.0.1:PORT/v1``), ``server.azure_base_url`` the Azure v1-style one,
+    ``server.url`` the bare origin and ``server.emulator`` the :class:`Emulator`.
+    Extra keyword arguments build the Emulator when none is given.
+    """
+
+    def __init__(self, emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 **emulator_kwargs: Any) -> None:
+        self.emulator = emulator if emulator is not None else Emulator(**emulator_kwargs)
+        self.host, self.port = host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def azure_base_url(self) -> str:
+        return self.url + "/openai/v1"
+
+    def start(self) -> "EmulatorServer":
+        if self._thread is not None:
+            raise RuntimeError("EmulatorServer already started")
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(_config(self.emulator, in_process=True))
+        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
+                                        name=f"flowrun-emulator-{self.port}")
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"emulator failed to start: {self._error!r}")
+            time.sleep(0.002)
+        return self
+
+    def _run(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._server.serve(sockets=[sock]))
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+        finally:
+            try:
+                for conn in list(self._server.server_state.connections):
+                    if conn.transport is not None:
+                        conn.transport.close()
+                loop.run_until_complete(self.emulator.aclose())
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                sock.close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> "EmulatorServer":
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = None,
+          faults: str | None = None, script: str | Path | None = None) -> None:
+    """Serve the emulator in the foreground until interrupted (``flowrun emulator``).
+
+    Unset arguments fall back to ``FLOWRUN_EMULATOR_LATENCY_MS``,
+    ``FLOWRUN_EMULATOR_FAULTS`` and ``FLOWRUN_EMULATOR_SCRIPT``. Raises
+    :class:`~.script.ScriptError`, :class:`~.faults.FaultSpecError` or ``ValueError``
+    for bad settings and ``OSError`` when the port cannot be bound - before serving.
+    """
+    emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms)
+    sock = _bind(host, port)
+    actual = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"flowrun emulator listening on http://{shown}:{actual}/v1 "
+          f"(Azure-style: http://{shown}:{actual}/openai/v1); Ctrl+C to stop", file=sys.stderr, flush=True)
+    uvicorn.Server(_config(emulator, in_process=False)).run(sockets=[sock])

@@ -1,0 +1,22 @@
+"""Run hooks: subclass and override what you need; every method does nothing by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunHooks:
+    """Observe a run. Called on the event loop; keep the methods quick."""
+
+    def on_run_start(self, run_id: str, run_dir: str, steps: list[str]) -> None:
+        """The run directory exists and no step has started."""
+
+    def on_step_status(self, step_id: str, status: str, detail: str | None = None,
+                       usage: dict[str, int] | None = None) -> None:
+        """A step changed status: running, succeeded, failed, skipped, cancelled, retrying."""
+
+    def on_text_delta(self, step_key: str, delta: str) -> None:
+        """A streamed text delta arrived for a step (``stream: true``)."""
+
+    def on_run_end(self, result: Any) -> None:
+        """The run finished (any status); ``result`` is the :class:`RunResult`."""

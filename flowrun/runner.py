@@ -1,0 +1,341 @@
+"""Run a plan: inputs, the scheduler, step kinds, ``if`` / ``for_each`` / ``timeout``,
+the run record and the flow's outputs.
+
+Data flow: plan -> :class:`Runner` -> :class:`~flowrun.scheduler.Scheduler` ->
+step executor (``steps/``) -> :class:`~flowrun.client.ResponsesClient` -> run store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .context import RunContext, StepContext
+from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
+from .hooks import RunHooks
+from .plan import Plan
+from .results import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult
+from .scheduler import NodeOptions, Scheduler
+from .secrets import Redactor
+from .steps import executor
+from .store import RunStore, flow_hash, new_run_id
+from .templating import TemplateError, analyze, iter_templates, render_deep
+
+_FALSE_TEXT = {"", "false", "0", "no", "none", "null"}
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run, as ``--json`` prints it."""
+
+    run_id: str
+    status: str
+    run_dir: Path
+    outputs: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, StepOutcome] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {SUCCEEDED: 0, CANCELLED: 130}.get(self.status, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        steps = {}
+        for sid, o in self.steps.items():
+            entry: dict[str, Any] = {"status": o.status, "response_id": o.response_id}
+            if o.usage:
+                entry["usage"] = o.usage
+            if o.error:
+                entry["error"] = o.error
+            if o.items is not None:
+                entry["items"] = [
+                    {"status": r.status, "response_id": r.response_id} for r in o.items
+                ]
+            steps[sid] = entry
+        out = {
+            "run_id": self.run_id,
+            "status": self.status,
+            "outputs": self.outputs,
+            "steps": steps,
+            "run_dir": str(self.run_dir),
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def secrets_used(plan: Plan) -> set[str]:
+    """Every ``secrets.NAME`` the flow (and its sub-flows) may read, plus ``secrets:``."""
+    names = set(plan.flow.secrets)
+    for _, text in iter_templates(plan.file.data):
+        names |= analyze(text).names("secrets")
+    for sub in plan.subflows.values():
+        names |= secrets_used(sub)
+    return names
+
+
+def check_secrets(plan: Plan, environ: Any) -> None:
+    missing = sorted(n for n in secrets_used(plan) if not environ.get(n))
+    if missing:
+        raise UsageError(
+            f"secret{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}",
+            hint="export " + " ".join(f"{n}=..." for n in missing) + " before the run",
+        )
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_TEXT
+    return bool(value)
+
+
+class Runner:
+    """Runs one plan within a :class:`RunContext`."""
+
+    def __init__(self, ctx: RunContext, max_concurrency: int | None = None):
+        self.ctx = ctx
+        self.plan = ctx.plan
+        limit = max_concurrency or self.plan.flow.max_concurrency
+        if ctx.slots is None and limit:
+            ctx.slots = asyncio.Semaphore(limit)
+        self.started_at = time.time()
+        self.status = RUNNING
+        self.error: str | None = None
+        self.outputs: dict[str, Any] = {}
+        for sid in self.plan.order:
+            ctx.outcomes[sid] = StepOutcome(sid)
+
+    # -- record ------------------------------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        flow = self.plan.flow
+        rec: dict[str, Any] = {
+            "run_id": self.ctx.store.run_id,
+            "flow": {
+                "name": flow.name,
+                "file": str(self.plan.file.path) if self.plan.file.path else None,
+                "hash": flow_hash(self.plan.file.text),
+            },
+            "status": self.status,
+            "started_at": self.started_at,
+            "inputs": self.ctx.inputs,
+            "steps": {sid: self.ctx.outcomes[sid].to_record() for sid in self.plan.order},
+            "outputs": self.outputs,
+        }
+        provider = getattr(self.ctx.client, "provider", None)
+        if provider is not None:
+            rec["provider"] = provider.describe()
+        if self.status != RUNNING:
+            rec["finished_at"] = time.time()
+            rec["duration_s"] = round(rec["finished_at"] - self.started_at, 4)
+        if self.error:
+            rec["error"] = self.error
+        return rec
+
+    def save(self) -> None:
+        self.ctx.store.write_record(self.record())
+
+    # -- steps -------------------------------------------------------------------------
+    def _publish(self, outcome: StepOutcome) -> None:
+        self.ctx.steps_view[outcome.step_id] = outcome.to_template()
+
+    def _on_settled(self, sid: str, status: str, reason: str | None) -> None:
+        """The scheduler settled a step without running it (skip, cancel)."""
+        outcome = self.ctx.outcomes[sid]
+        if outcome.status in (SUCCEEDED, FAILED):
+            return
+        outcome.status = status
+        outcome.error = reason
+        self._publish(outcome)
+        self.ctx.hooks.on_step_status(sid, status, reason)
+        self.save()
+
+    async def run_step(self, sid: str) -> str:
+        step = self.plan.step(sid)
+        outcome = self.ctx.outcomes[sid]
+        outcome.started_at = time.time()
+        base = StepContext(self.ctx, sid, step, StepResult(sid))
+        try:
+            if step.if_ is not None and not truthy(base.evaluate(step.if_)):
+                outcome.status = SKIPPED
+                outcome.error = "condition is false"
+                self.ctx.hooks.on_step_status(sid, SKIPPED, "if: condition is false")
+                return SKIPPED
+            self.ctx.hooks.on_step_status(sid, RUNNING)
+            if step.for_each is not None:
+                await self._fan_out(sid, step, base, outcome)
+            else:
+                outcome.result = await self._run_one(base)
+                outcome.status = outcome.result.status
+                outcome.error = outcome.result.error
+        except asyncio.CancelledError:
+            outcome.status = CANCELLED
+            outcome.error = "cancelled"
+            raise
+        except (FlowrunError, TemplateError) as exc:
+            outcome.status = FAILED
+            outcome.error = self.ctx.redactor.text(str(exc))
+        finally:
+            outcome.finished_at = time.time()
+            self._publish(outcome)
+            self.ctx.hooks.on_step_status(sid, outcome.status, outcome.error, outcome.usage)
+            self.save()
+        return outcome.status
+
+    async def _fan_out(self, sid: str, step: Any, base: StepContext, outcome: StepOutcome) -> None:
+        values = base.evaluate(step.for_each) if isinstance(step.for_each, str) else step.for_each
+        if isinstance(values, dict):
+            values = list(values.items())
+        if not isinstance(values, (list, tuple)):
+            raise ExecutionError(
+                f"for_each must give a list, got {type(values).__name__}: {str(values)[:100]!r}",
+                sid,
+            )
+        limit = asyncio.Semaphore(step.max_parallel) if step.max_parallel else None
+        results = [StepResult(sid, index=i) for i in range(len(values))]
+        outcome.items = results
+
+        async def one(i: int, value: Any) -> None:
+            sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
+            if limit is None:
+                await self._run_one(sc)
+            else:
+                async with limit:
+                    await self._run_one(sc)
+
+        await asyncio.gather(*(one(i, v) for i, v in enumerate(values)))
+        failed = [r for r in results if r.status != SUCCEEDED]
+        outcome.status = FAILED if failed else SUCCEEDED
+        if failed:
+            outcome.error = f"{len(failed)} of {len(results)} items failed; first: {failed[0].error}"
+
+    async def _run_one(self, sc: StepContext) -> StepResult:
+        """Run one step (or one item) in a slot, with its timeout; never raises a
+        FlowrunError (it becomes the result's error)."""
+        result = sc.result
+        result.started_at = time.time()
+        result.status = RUNNING
+        timeout = sc.param("timeout")
+        run = executor(sc.step.kind)
+        try:
+            if self.ctx.slots is not None:
+                async with self.ctx.slots:
+                    await self._timed(run(sc), timeout, sc)
+            else:
+                await self._timed(run(sc), timeout, sc)
+            result.status = SUCCEEDED
+        except (FlowrunError, TemplateError) as exc:
+            result.status = FAILED
+            result.error = self.ctx.redactor.text(str(exc))
+            result.error_type = type(exc).__name__
+        except asyncio.CancelledError:
+            result.status = CANCELLED
+            result.error = "cancelled"
+            raise
+        finally:
+            result.finished_at = time.time()
+        return result
+
+    @staticmethod
+    async def _timed(coro: Any, timeout: float | None, sc: StepContext) -> None:
+        if timeout is None:
+            await coro
+            return
+        try:
+            await asyncio.wait_for(coro, timeout)
+        except asyncio.TimeoutError:
+            raise StepTimeout(f"timed out after {timeout:g}s", sc.step_id) from None
+
+    # -- the run -----------------------------------------------------------------------
+    def _outputs(self) -> None:
+        ctx = self.ctx.template_context()
+        try:
+            self.outputs = render_deep(dict(self.plan.file.data.get("outputs", {})), ctx)
+        except TemplateError as exc:
+            if self.status == SUCCEEDED:
+                self.status = FAILED
+                self.error = f"outputs: {exc}"
+
+    async def run(self) -> RunResult:
+        options = {
+            sid: NodeOptions(
+                continue_on_error=self.plan.step(sid).continue_on_error,
+                run_after_skipped=self.plan.step(sid).on_skipped_needs == "run",
+            )
+            for sid in self.plan.order
+        }
+        scheduler = Scheduler(self.plan.needs, self.run_step, options, self._on_settled)
+        self.ctx.hooks.on_run_start(self.ctx.store.run_id, str(self.ctx.store.dir), list(self.plan.order))
+        self.save()
+        try:
+            statuses = await scheduler.run()
+        except asyncio.CancelledError:
+            self.status = CANCELLED
+            self.error = "interrupted"
+            self.save()
+            raise
+        hard_failures = [
+            s for s, st in statuses.items()
+            if st == FAILED and not self.plan.step(s).continue_on_error
+        ]
+        self.status = FAILED if hard_failures else SUCCEEDED
+        if hard_failures:
+            first = hard_failures[0]
+            self.error = f"step {first} failed: {self.ctx.outcomes[first].error}"
+        self._outputs()
+        self.save()
+        return self.result()
+
+    def result(self) -> RunResult:
+        return RunResult(
+            run_id=self.ctx.store.run_id,
+            status=self.status,
+            run_dir=self.ctx.store.dir,
+            outputs=self.ctx.redactor.deep(self.outputs),
+            steps=dict(self.ctx.outcomes),
+            error=self.error,
+        )
+
+
+async def run_plan(
+    plan: Plan,
+    client: Any,
+    inputs: dict[str, Any],
+    *,
+    run_root: Path = Path(".flowrun/runs"),
+    run_id: str | None = None,
+    hooks: RunHooks | None = None,
+    interactive: bool = False,
+    max_concurrency: int | None = None,
+    environ: Any = None,
+) -> RunResult:
+    """Run a checked plan to the end. Cancelling the task records the run as cancelled
+    and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`."""
+    import os
+
+    env = os.environ if environ is None else environ
+    check_secrets(plan, env)
+    redactor = Redactor()
+    for name in secrets_used(plan):
+        redactor.add(env.get(name))
+    store = RunStore(run_root, run_id or new_run_id(), redactor)
+    ctx = RunContext(
+        plan=plan,
+        client=client,
+        store=store,
+        redactor=redactor,
+        inputs=inputs,
+        hooks=hooks or RunHooks(),
+        interactive=interactive,
+    )
+    runner = Runner(ctx, max_concurrency)
+    try:
+        result = await runner.run()
+    except asyncio.CancelledError:
+        result = runner.result()
+        ctx.hooks.on_run_end(result)
+        raise Cancelled("run interrupted", result) from None
+    ctx.hooks.on_run_end(result)
+    return result

@@ -1,0 +1,224 @@
+"""The Responses step: build the request, call the model (plain, streamed or in the
+background, with retries), run the tool loop, and read the result.
+
+Chaining: ``continue: X`` sends ``previous_response_id``; ``mode: manual`` resends X's
+whole conversation (its input items plus its output items) and, with ``store: false``,
+asks for ``reasoning.encrypted_content`` so reasoning survives the round trip. Inside a
+step's tool loop, turns chain by ``previous_response_id`` unless ``store`` is false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..client import TERMINAL
+from ..context import StepContext
+from ..errors import ConnectionFailed, ExecutionError, OutputError, ToolLoopLimit
+from ..output import output_text, parse_structured, reasoning_summary, refusal, text_format
+from ..parts import build_input
+from ..results import SUCCEEDED
+from ..retry import with_retries
+from ..tools import EVENT_HANDLERS, build_tools, handle_items, load_builtins
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+MAX_STREAM_RESUMES = 5
+
+
+def base_request(sc: StepContext, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """Request parameters shared by every turn of the step."""
+    step = sc.step
+    req: dict[str, Any] = {"model": sc.model}
+    instructions = sc.param("instructions")
+    if instructions:
+        req["instructions"] = sc.render(instructions)
+    for name in ("temperature", "top_p", "max_output_tokens", "truncation"):
+        value = sc.param(name)
+        if value is not None:
+            req[name] = value
+    reasoning = sc.param("reasoning")
+    if reasoning is not None:
+        req["reasoning"] = reasoning.model_dump(exclude_none=True)
+    store = sc.param("store")
+    if store is not None:
+        req["store"] = store
+    include = list(step.include)
+    if store is False and ENCRYPTED_REASONING not in include:
+        include.append(ENCRYPTED_REASONING)
+    if include:
+        req["include"] = include
+    metadata = {k: sc.render(v) for k, v in step.metadata.items()}
+    metadata["flowrun_step"] = sc.step_id
+    if "index" in sc.loop:
+        metadata["flowrun_item"] = str(sc.loop["index"])
+    req["metadata"] = metadata
+    if step.output_schema is not None:
+        req["text"] = text_format(sc.step_id, step.output_schema)
+    if tools:
+        req["tools"] = tools
+        if step.tool_choice is not None:
+            choice = step.tool_choice
+            req["tool_choice"] = (
+                choice if choice in ("auto", "none", "required")
+                else {"type": "function", "name": choice}
+            )
+        if step.parallel_tool_calls is not None:
+            req["parallel_tool_calls"] = step.parallel_tool_calls
+    return req
+
+
+def _as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Output items made fit to send back as input items."""
+    out = []
+    for item in items:
+        item = {k: v for k, v in item.items() if v is not None}
+        if item.get("type") == "reasoning" and "encrypted_content" not in item:
+            continue  # stateless reasoning items cannot be resent without their content
+        out.append(item)
+    return out
+
+
+async def _on_event(sc: StepContext, event: dict[str, Any]) -> None:
+    etype = event.get("type", "")
+    if etype == "response.output_text.delta":
+        sc.run.hooks.on_text_delta(sc.key, event.get("delta", ""))
+    handler = EVENT_HANDLERS.get(etype)
+    if handler is not None:
+        result = handler(sc, event)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def _background(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+    client = sc.run.client
+    params = {**params, "background": True, "store": True}
+    if sc.param("stream"):
+        try:
+            return await client.stream(params, lambda e: _on_event(sc, e))
+        except ConnectionFailed as exc:
+            response_id, last = getattr(exc, "resume", (None, -1))
+            if not response_id:
+                raise
+            for _ in range(MAX_STREAM_RESUMES):
+                sc.status("running", f"stream dropped; resuming after event {last}")
+                try:
+                    return await client.resume_stream(response_id, last, lambda e: _on_event(sc, e))
+                except ConnectionFailed as again:
+                    last = getattr(again, "resume", (None, last))[1]
+            raise
+    response = await client.create(params)
+    sc.result.response_id = response["id"]
+    try:
+        while response.get("status") not in TERMINAL:
+            await asyncio.sleep(sc.step.poll_interval)
+            response = await client.retrieve(response["id"])
+    except asyncio.CancelledError:
+        await asyncio.shield(_cancel_quietly(client, response["id"]))
+        raise
+    return response
+
+
+async def _cancel_quietly(client: Any, response_id: str) -> None:
+    try:
+        await client.cancel(response_id)
+    except Exception:
+        pass
+
+
+async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+    """One model turn, with retries, streaming or background as the step asks."""
+    client = sc.run.client
+
+    async def attempt() -> dict[str, Any]:
+        sc.result.attempts += 1
+        if sc.step.background:
+            return await _background(sc, params)
+        if sc.param("stream"):
+            return await client.stream(params, lambda e: _on_event(sc, e))
+        return await client.create(params)
+
+    def on_retry(n: int, err: Exception, wait: float) -> None:
+        sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
+
+    response = await with_retries(attempt, sc.retries, on_retry)
+    sc.save_response(response)
+    status = response.get("status")
+    if status == "failed":
+        err = response.get("error") or {}
+        raise ExecutionError(f"the response failed: {err.get('message') or err}", sc.step_id)
+    if status == "cancelled":
+        raise ExecutionError("the response was cancelled", sc.step_id)
+    if status == "incomplete":
+        reason = (response.get("incomplete_details") or {}).get("reason", "unknown")
+        raise ExecutionError(f"the response is incomplete ({reason})", sc.step_id)
+    return response
+
+
+def _chained(sc: StepContext) -> Any:
+    spec = sc.step.continue_
+    if spec is None:
+        return None
+    outcome = sc.run.outcomes.get(spec.step)
+    prior = outcome.result if outcome else None
+    if prior is None or prior.status != SUCCEEDED:
+        raise ExecutionError(f"cannot continue {spec.step!r}: it did not succeed", sc.step_id)
+    return prior
+
+
+async def execute(sc: StepContext) -> None:
+    load_builtins()
+    result = sc.result
+    tools = await build_tools(sc)
+    request = base_request(sc, tools)
+    new_input = await build_input(sc)
+    prior = _chained(sc)
+    stateless = sc.param("store") is False
+    conversation: list[dict[str, Any]] = []
+    if prior is not None:
+        conversation.extend(prior.conversation)
+        if sc.step.continue_.mode == "previous_response_id":
+            request["previous_response_id"] = prior.response_id
+            send = list(new_input)
+        else:
+            send = [*prior.conversation, *new_input]
+    else:
+        send = list(new_input)
+    conversation.extend(new_input)
+
+    turns = 0
+    output_items: list[dict[str, Any]] = []
+    while True:
+        response = await call_model(sc, {**request, "input": send})
+        result.response_id = response.get("id")
+        result.response_ids.append(response["id"])
+        result.add_usage(response.get("usage"))
+        sc.status("running")
+        produced = response.get("output") or []
+        output_items.extend(produced)
+        conversation.extend(_as_input(produced))
+        follow_up = await handle_items(sc, response)
+        if not follow_up:
+            break
+        turns += 1
+        if turns >= sc.max_tool_turns:
+            raise ToolLoopLimit(
+                f"the model was still calling tools after max_tool_turns={sc.max_tool_turns}",
+                sc.step_id,
+            )
+        conversation.extend(follow_up)
+        if stateless:
+            request.pop("previous_response_id", None)
+            send = list(conversation)
+        else:
+            request["previous_response_id"] = response["id"]
+            send = list(follow_up)
+
+    result.items = output_items
+    result.conversation = conversation
+    result.reasoning_summary = reasoning_summary(response)
+    refused = refusal(response)
+    if refused is not None:
+        raise OutputError(f"the model refused: {refused}", sc.step_id)
+    result.text = output_text(response)
+    if sc.step.output_schema is not None:
+        result.output = parse_structured(result.text, sc.step.output_schema, sc.step_id)

@@ -1,0 +1,107 @@
+"""Run records and artifacts on disk.
+
+Each run gets ``<root>/<run_id>/`` holding ``record.json`` (rewritten atomically as steps
+finish, so a crash keeps what completed), ``responses/<step>[.<n>].json`` (every full
+response), and ``artifacts/<step>/`` (images and files). Everything written passes
+through the run's :class:`~flowrun.secrets.Redactor`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets as _random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ExecutionError
+from .secrets import Redactor
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + _random.token_hex(3)
+
+
+def safe_name(name: str, default: str = "file") -> str:
+    """A file name that is only a name: no directories, no dots at the start, no oddities."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = _SAFE.sub("_", base).strip("._") or default
+    return base[:120]
+
+
+def contained(root: Path, candidate: Path) -> Path:
+    """``candidate`` resolved, if it lies inside ``root``; otherwise an error."""
+    root_r = root.resolve()
+    cand = candidate.resolve()
+    if cand != root_r and root_r not in cand.parents:
+        raise ExecutionError(f"refusing to write outside the run directory: {candidate}")
+    return cand
+
+
+class RunStore:
+    """The directory of one run."""
+
+    def __init__(self, root: Path, run_id: str, redactor: Redactor | None = None):
+        self.run_id = run_id
+        self.dir = Path(root) / run_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.redactor = redactor or Redactor()
+        self._lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+
+    # -- record --------------------------------------------------------------------------
+    def write_record(self, record: dict[str, Any]) -> None:
+        self._write_json(self.dir / "record.json", record)
+
+    def read_record(self) -> dict[str, Any]:
+        return json.loads((self.dir / "record.json").read_text())
+
+    # -- responses -----------------------------------------------------------------------
+    def save_response(self, step_key: str, response: dict[str, Any]) -> Path:
+        """Save one full response of a step; a tool loop saves several in order."""
+        with self._lock:
+            n = self._counters.get(step_key, 0)
+            self._counters[step_key] = n + 1
+        name = safe_name(step_key) + (f".{n}" if n else "") + ".json"
+        path = self.dir / "responses" / name
+        self._write_json(path, response)
+        return path
+
+    # -- artifacts -----------------------------------------------------------------------
+    def artifact_path(self, step_key: str, name: str, default: str = "file") -> Path:
+        """A fresh, safe path for an artifact of a step; never outside the run directory."""
+        folder = self.dir / "artifacts" / safe_name(step_key, "step")
+        folder.mkdir(parents=True, exist_ok=True)
+        base = safe_name(name, default)
+        stem, dot, ext = base.rpartition(".")
+        if not dot:
+            stem, ext = base, ""
+        path = folder / base
+        i = 1
+        while path.exists():
+            path = folder / (f"{stem}-{i}.{ext}" if ext else f"{stem}-{i}")
+            i += 1
+        return contained(self.dir, path)
+
+    def save_artifact(self, step_key: str, name: str, data: bytes) -> Path:
+        path = self.artifact_path(step_key, name)
+        path.write_bytes(data)
+        return path
+
+    # -- io ------------------------------------------------------------------------------
+    def _write_json(self, path: Path, value: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.redactor.deep(value), indent=2, ensure_ascii=False, default=str)
+        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def flow_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,115 @@
+"""The live terminal view of a run (rich): one row per step with its status and tokens,
+a tail of streamed text, then the outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .hooks import RunHooks
+
+_STYLE = {
+    "waiting": ("·", "dim"),
+    "running": ("…", "cyan"),
+    "retrying": ("↻", "yellow"),
+    "succeeded": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "skipped": ("-", "dim"),
+    "cancelled": ("⊘", "yellow"),
+}
+
+
+class LiveView(RunHooks):
+    """Renders the DAG's steps live on a terminal (stderr), then prints the outputs."""
+
+    def __init__(self, console: Any = None, live: bool = True):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.live_enabled = live and self.console.is_terminal
+        self._live: Any = None
+        self.started = time.time()
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        table.add_column("", width=1)
+        table.add_column("step")
+        table.add_column("status")
+        table.add_column("tokens", justify="right")
+        table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=70)
+        for sid, row in self.rows.items():
+            mark, style = _STYLE.get(row["status"], ("?", ""))
+            tokens = row.get("tokens")
+            table.add_row(
+                f"[{style}]{mark}[/]", sid, f"[{style}]{row['status']}[/]",
+                str(tokens) if tokens else "", row.get("detail") or "",
+            )
+        return table
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+
+    def on_run_start(self, run_id: str, run_dir: str, steps: list[str]) -> None:
+        self.console.print(f"[bold]run[/] {run_id}  [dim]{run_dir}[/]")
+        for sid in steps:
+            self.rows[sid] = {"status": "waiting"}
+        if self.live_enabled:
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=self.console, refresh_per_second=8,
+                              transient=False)
+            self._live.start()
+
+    def on_step_status(self, step_id: str, status: str, detail: str | None = None,
+                       usage: dict[str, int] | None = None) -> None:
+        base = step_id.split(".", 1)[0]
+        row = self.rows.setdefault(base, {"status": "waiting"})
+        if step_id == base or status in ("failed", "retrying"):
+            row["status"] = status
+        row["detail"] = (detail or "").replace("\n", " ")
+        if usage and usage.get("total_tokens"):
+            row["tokens"] = usage["total_tokens"]
+        if not self.live_enabled and step_id == base and status not in ("running",):
+            mark, style = _STYLE.get(status, ("?", ""))
+            self.console.print(f"[{style}]{mark} {step_id} {status}[/]"
+                               + (f" [dim]{row['detail']}[/]" if row["detail"] else ""))
+        self._refresh()
+
+    def on_text_delta(self, step_key: str, delta: str) -> None:
+        base = step_key.split(".", 1)[0]
+        row = self.rows.setdefault(base, {"status": "running"})
+        row["stream"] = (row.get("stream", "") + delta)[-400:]
+        row["detail"] = row["stream"].replace("\n", " ")[-70:]
+        self._refresh()
+
+    def on_run_end(self, result: Any) -> None:
+        if self._live is not None:
+            self._refresh()
+            self._live.stop()
+            self._live = None
+        elapsed = time.time() - self.started
+        style = {"succeeded": "green", "failed": "red"}.get(result.status, "yellow")
+        self.console.print(f"[{style}]{result.status}[/] in {elapsed:.1f}s  [dim]{result.run_dir}[/]")
+        if result.error:
+            self.console.print(f"[red]{result.error}[/]")
+
+
+def print_outputs(outputs: dict[str, Any]) -> None:
+    """Outputs go to stdout: text as is, other values as JSON."""
+    import click
+
+    for name, value in outputs.items():
+        if isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        if len(outputs) == 1:
+            click.echo(text)
+        else:
+            click.echo(f"── {name} ──")
+            click.echo(text)
