@@ -37,11 +37,13 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None) -> Ite
     if cfg.kind != "emulator" or cfg.base_url:
         yield cfg
         return
-    from .emulator import Emulator, EmulatorServer
-    from .emulator.script import load_script
+    from .emulator import Emulator, EmulatorServer, ScriptError
 
     path = emulator_script_for(flow, script)
-    emulator = Emulator(script=load_script(path) if path else None)
+    try:
+        emulator = Emulator.from_env(script=path)
+    except (ScriptError, ValueError) as exc:
+        raise UsageError(f"emulator: {exc}") from None
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
         yield cfg

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .server import create_app
 from .service import Emulator
@@ -30,8 +31,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _NoDelayH11(H11Protocol):
+    """h11 with TCP_NODELAY: uvicorn writes headers and body separately, and Nagle plus
+    delayed ACKs would otherwise add ~40 ms to every response."""
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        super().connection_made(transport)
+
+
 def _config(emulator: Emulator, *, in_process: bool) -> uvicorn.Config:
-    return uvicorn.Config(create_app(emulator), log_level="warning", access_log=False, http="h11",
+    return uvicorn.Config(create_app(emulator), log_level="warning", access_log=False, http=_NoDelayH11,
                           ws="none", lifespan="off", timeout_graceful_shutdown=1,
                           **({"log_config": None} if in_process else {}))
 

@@ -17,7 +17,7 @@ Every API request is journaled on arrival, then waits the configured latency
     POST   /_emulator/script      load a script (JSON body, same format as a script file)
     POST   /_emulator/faults      {"spec": "429x2:retry_after=1", "latency_ms": 0, "append": false}
     GET    /_emulator/faults      remaining faults
-    POST   /_emulator/reset       forget responses, script progress, faults and the journal
+    POST   /_emulator/reset       back to the startup state (responses, journal, script, faults)
     GET    /_emulator/health
 
 Other modules add API routes with :func:`register_routes`; their handlers get the same

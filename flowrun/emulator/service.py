@@ -107,6 +107,7 @@ class Emulator:
         self.player = ScriptPlayer(coerce_script(script))
         self.background_delay = background_delay_ms / 1000
         self.check_requests = check_requests
+        self._initial = (self.player.script, copy.deepcopy(self.faults))
 
     @classmethod
     def from_env(cls, script: Any = None, faults: str | None = None, latency_ms: int | None = None,
@@ -124,6 +125,7 @@ class Emulator:
                        **kwargs)
         if latency_ms is not None:
             emulator.faults.latency_ms = latency_ms
+            emulator._initial = (emulator._initial[0], copy.deepcopy(emulator.faults))
         return emulator
 
     def load_script(self, script: Any) -> None:
@@ -131,11 +133,12 @@ class Emulator:
         self.player.load(coerce_script(script))
 
     def reset(self) -> None:
-        """Forget stored responses, script progress, faults and the journal."""
+        """Back to the state right after construction: no stored responses, an empty
+        journal, and the initial script (unused), faults and latency."""
         self.store.clear()
-        self.player.load(self.player.script)
-        self.faults.load("")
-        self.faults.latency_ms = 0
+        script, faults = self._initial
+        self.player.load(script)
+        self.faults = copy.deepcopy(faults)
         self.journal.clear()
 
     # ------------------------------------------------------------ POST /responses
