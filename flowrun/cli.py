@@ -123,17 +123,20 @@ def schema() -> None:
               show_default=True, help="Where run records and artifacts go.")
 @click.option("--emulator-script", type=click.Path(dir_okay=False),
               help="Script for the emulator's model (default: FLOW.emulator.yaml beside the flow).")
+@click.option("--interactive/--no-interactive", default=None,
+              help="Ask on the terminal for MCP approvals and safety checks "
+                   "(default: when stdin and stderr are terminals).")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-        emulator_script: str | None) -> None:
+        emulator_script: str | None, interactive: bool | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
     from .launch import launch
 
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
-        run_dir, emulator_script,
+        run_dir, emulator_script, interactive,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))

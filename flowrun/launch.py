@@ -59,6 +59,7 @@ def launch(
     max_concurrency: int | None,
     run_dir: str,
     emulator_script: str | None = None,
+    interactive: bool | None = None,
 ) -> RunResult:
     plan = load_plan(flow)
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
@@ -66,7 +67,8 @@ def launch(
     if provider is None and base_url is None and os.environ.get("FLOWRUN_PROVIDER"):
         provider = os.environ["FLOWRUN_PROVIDER"]
     cfg = resolve_provider(provider, plan.flow.provider, base_url)
-    interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
+    if interactive is None:
+        interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
     hooks = None
     if not as_json:
         from .view import LiveView

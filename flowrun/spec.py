@@ -50,7 +50,6 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        populate_by_name=True,
         use_attribute_docstrings=True,
         frozen=True,
     )

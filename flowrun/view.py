@@ -54,6 +54,15 @@ class LiveView(RunHooks):
         if self._live is not None:
             self._live.update(self._table())
 
+    def pause(self) -> None:
+        """Stop redrawing while the user answers a question."""
+        if self._live is not None:
+            self._live.stop()
+
+    def resume(self) -> None:
+        if self._live is not None:
+            self._live.start()
+
     def on_run_start(self, run_id: str, run_dir: str, steps: list[str]) -> None:
         self.console.print(f"[bold]run[/] {run_id}  [dim]{run_dir}[/]")
         for sid in steps:
