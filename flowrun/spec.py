@@ -41,7 +41,12 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+# json_schema_input_type: the schema shows what YAML may say (30, "5m"), not the parsed float
+_DurationText = Annotated[str, Field(pattern=_DURATION.pattern)]
+_DurationInput = Union[Annotated[float, Field(gt=0)], _DurationText]
+Duration = Annotated[
+    float, Field(gt=0), BeforeValidator(parse_duration, json_schema_input_type=_DurationInput)
+]
 
 
 class StrictModel(BaseModel):
@@ -112,6 +117,11 @@ def _input_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+InputDecl = Annotated[
+    InputSpec, BeforeValidator(_input_shorthand, json_schema_input_type=Union[InputType, InputSpec])
+]
+
+
 # --------------------------------------------------------------------------- shared parts
 
 
@@ -144,7 +154,13 @@ def _retry_shorthand(value: Any) -> Any:
     return value
 
 
-Retries = Annotated[RetryPolicy, BeforeValidator(_retry_shorthand)]
+Retries = Annotated[
+    RetryPolicy,
+    BeforeValidator(
+        _retry_shorthand,
+        json_schema_input_type=Union[Annotated[int, Field(ge=0, le=100)], RetryPolicy],
+    ),
+]
 
 
 # --------------------------------------------------------------------------- input parts
@@ -527,7 +543,9 @@ class Step(ModelParams):
     continue_on_error: bool = False
     """Let the flow go on when this step fails; dependents then skip."""
 
-    @field_validator("continue_", mode="before")
+    @field_validator(
+        "continue_", mode="before", json_schema_input_type=Union[str, ContinueSpec, None]
+    )
     @classmethod
     def _continue(cls, v: Any) -> Any:
         return _continue_shorthand(v)
@@ -577,9 +595,7 @@ class Flow(StrictModel):
     """Short name of the flow."""
     description: str | None = None
     """What the flow does."""
-    inputs: dict[str, Annotated[InputSpec, BeforeValidator(_input_shorthand)]] = Field(
-        default_factory=dict
-    )
+    inputs: dict[str, InputDecl] = Field(default_factory=dict)
     """Named inputs: a type name, or ``{type, default, description, required, enum}``."""
     secrets: list[str] = Field(default_factory=list)
     """Environment variables that hold secrets; checked before the run starts. Any

@@ -137,12 +137,17 @@ class TemplateError(Exception):
 def evaluate(source: Any, context: dict[str, Any]) -> Any:
     """A single-expression template gives its native value; other templates give text;
     non-templates are returned unchanged."""
+    from jinja2 import Undefined
+
     if not is_template(source):
         return source
     m = _SINGLE_EXPR.match(source)
     try:
         if m:
-            return _compiled_expr(m.group("expr").strip())(**context)
+            value = _compiled_expr(m.group("expr").strip())(**context)
+            if isinstance(value, Undefined):  # an expression returns Undefined, not raises
+                value._fail_with_undefined_error()
+            return value
         return _compiled(source).render(**context)
     except Exception as exc:  # jinja raises many kinds; all are the template's fault
         raise TemplateError(_describe(exc)) from None

@@ -15,6 +15,10 @@ Narrow, documented exceptions where the spec is stricter than the real service:
   function-calling example) accepts a function tool without it, defaulting to strict.
   Request validation drops ``strict`` from that list. Responses are validated unpatched
   (the emulator always echoes ``strict``).
+* ``MCPApprovalResponse.required`` lists ``request_id``, which is not even one of its
+  properties; the SDK and the service use ``approval_request_id``. Dropped for requests.
+  (``MCPApprovalResponseResource`` has the same bug; an emulator answer listing such an
+  item should carry ``request_id`` too, which the open schema allows.)
 """
 from __future__ import annotations
 
@@ -36,10 +40,15 @@ SUBSET_PATH = Path(__file__).with_name("openapi_subset.json")
 _URI = "urn:flowrun:openai-openapi-subset"
 
 
+# schema -> names dropped from its "required" list for request validation (see docstring)
+REQUEST_RELAXATIONS = {"FunctionTool": ("strict",), "MCPApprovalResponse": ("request_id",)}
+
+
 def _relax_for_requests(doc: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
-    tool = doc["components"]["schemas"]["FunctionTool"]
-    tool["required"] = [r for r in tool["required"] if r != "strict"]
+    for name, dropped in REQUEST_RELAXATIONS.items():
+        schema = doc["components"]["schemas"][name]
+        schema["required"] = [r for r in schema["required"] if r not in dropped]
     return doc
 
 

@@ -153,6 +153,8 @@ def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = No
     ``FLOWRUN_EMULATOR_FAULTS`` and ``FLOWRUN_EMULATOR_SCRIPT``. Raises
     :class:`~.script.ScriptError`, :class:`~.faults.FaultSpecError` or ``ValueError``
     for bad settings and ``OSError`` when the port cannot be bound - before serving.
+    On Ctrl+C (SIGINT) it shuts down cleanly and then re-raises ``KeyboardInterrupt``
+    (uvicorn's behaviour), which the CLI should map to exit code 130.
     """
     emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms)
     sock = _bind(host, port)

@@ -106,10 +106,14 @@ def render(answer: JSONAnswer | StreamAnswer) -> Any:
 
 
 class _QuietDrops(logging.Filter):
-    """Hide uvicorn's error line for the deliberate mid-stream connection cut."""
+    """Hide uvicorn's error lines for the deliberate mid-stream connection cut and for
+    requests still in flight when the server shuts down (their tasks are cancelled)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != _DROP_MESSAGE
+        if record.getMessage() == _DROP_MESSAGE:
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
 
 
 def _install_log_filter() -> None:

@@ -10,8 +10,9 @@ import pytest
 import pytest_asyncio
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, Path(__file__).resolve().parent):  # flowrun, and emulator_helpers for any import mode
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from flowrun.emulator import EmulatorServer  # noqa: E402
 

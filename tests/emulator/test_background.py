@@ -6,17 +6,22 @@ import asyncio
 import openai
 import pytest
 
+from flowrun.emulator import EmulatorServer
+
 
 @pytest.mark.asyncio
-async def test_background_goes_queued_in_progress_completed(aclient):
-    r = await aclient.responses.create(model="m", input="long job", background=True)
-    assert r.status == "queued" and r.background is True and r.output == []
-    seen = [r.status]
-    while r.status in ("queued", "in_progress"):
-        await asyncio.sleep(0.01)
-        r = await aclient.responses.retrieve(r.id)
-        if r.status != seen[-1]:
-            seen.append(r.status)
+async def test_background_goes_queued_in_progress_completed():
+    # own server with slow phases (150 ms each) so 10 ms polling reliably sees every status
+    async with EmulatorServer(background_delay_ms=150) as server:
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as aclient:
+            r = await aclient.responses.create(model="m", input="long job", background=True)
+            assert r.status == "queued" and r.background is True and r.output == []
+            seen = [r.status]
+            while r.status in ("queued", "in_progress"):
+                await asyncio.sleep(0.01)
+                r = await aclient.responses.retrieve(r.id)
+                if r.status != seen[-1]:
+                    seen.append(r.status)
     assert seen == ["queued", "in_progress", "completed"]
     assert r.output_text == "[emulator] turn 1: long job" and r.usage.total_tokens > 0
 

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from emulator_helpers import REPO, SUBSET, assert_conforms, parse_sse

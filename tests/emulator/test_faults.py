@@ -51,7 +51,7 @@ def test_status_queue_then_success(server, http):
 
 def test_faults_do_not_consume_script_entries(server, http, load_script):
     load_script({"default": ["first", "second"]})
-    http.post("/_emulator/faults", json={"spec": "500"})
+    http.post("/_emulator/faults", json={"spec": "500:retry_after=0.01"})
     c = openai.OpenAI(base_url=server.base_url, api_key="t", max_retries=1)
     assert c.responses.create(model="m", input="x").output_text == "first"
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import httpx2
 import openai
 import pytest
 from emulator_helpers import assert_conforms

@@ -65,3 +65,20 @@ def test_journal_drops_credentials():
     assert entry["headers"] == {"content-type": "application/json", "x-ms-client-request-id": "r"}
     tool = entry["body"]["tools"][0]
     assert tool["authorization"] == "<redacted>" and tool["headers"] == {"X-Api-Key": "<redacted>", "X-Mode": "m"}
+
+
+def test_request_relaxations_are_narrow():
+    import pytest
+
+    from flowrun.emulator.conformance import check_request
+    from flowrun.emulator.errors import APIError
+
+    approval = {"type": "mcp_approval_response", "approve": True, "approval_request_id": "mcpr_1"}
+    check_request({"model": "m", "previous_response_id": "resp_1", "input": [approval]})
+    with pytest.raises(APIError) as info:
+        check_request({"model": "m", "input": [{k: v for k, v in approval.items() if k != "approve"}]})
+    assert "approve" in info.value.message
+    check_request({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}]})
+    with pytest.raises(APIError) as info:  # parameters stays required
+        check_request({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}]})
+    assert info.value.param == "tools[0]" and "parameters" in info.value.message
