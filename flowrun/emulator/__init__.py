@@ -37,3 +37,7 @@ __all__ = [
     "register_routes",
     "serve",
 ]
+
+from .plugins import load_extensions as _load_extensions  # noqa: E402
+
+_load_extensions()

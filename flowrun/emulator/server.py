@@ -100,6 +100,8 @@ class SSEResponse:
 
 
 def render(answer: JSONAnswer | StreamAnswer) -> Any:
+    if hasattr(answer, "response"):  # a ready Starlette response (binary content)
+        return answer.response
     if isinstance(answer, StreamAnswer):
         return SSEResponse(answer)
     return json_response(answer.body, answer.status)

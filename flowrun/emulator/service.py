@@ -90,6 +90,10 @@ def _snapshot(response: dict[str, Any], status: str) -> dict[str, Any]:
     return snap
 
 
+RESET_HOOKS: list[Any] = []
+"""Callables ``(emulator) -> None`` run by :meth:`Emulator.reset` (extension state)."""
+
+
 class Emulator:
     """A Responses API emulator: state, script, faults and journal.
 
@@ -140,6 +144,8 @@ class Emulator:
         self.player.load(script)
         self.faults = copy.deepcopy(faults)
         self.journal.clear()
+        for hook in RESET_HOOKS:
+            hook(self)
 
     # ------------------------------------------------------------ POST /responses
 

@@ -1,0 +1,15 @@
+"""Emulator extensions: modules that register reply kinds, routes and reset hooks.
+Each is imported once, when :mod:`flowrun.emulator` is imported; add one line per module."""
+
+from __future__ import annotations
+
+import importlib
+
+EXTENSIONS = [
+    "flowrun.emulator.files",
+]
+
+
+def load_extensions() -> None:
+    for module in EXTENSIONS:
+        importlib.import_module(module)
