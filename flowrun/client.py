@@ -87,7 +87,9 @@ def _dump(obj: Any) -> dict[str, Any]:
 class ResponsesClient:
     """Async access to the Responses, Files and Containers APIs of one provider."""
 
-    def __init__(self, provider: ProviderConfig, timeout: float = 600.0):
+    def __init__(self, provider: ProviderConfig, timeout: float = 600.0, credential: Any = None):
+        """``credential``: an async azure-identity credential for Entra ID (default:
+        ``DefaultAzureCredential``)."""
         import openai
 
         self.provider = provider
@@ -96,7 +98,7 @@ class ResponsesClient:
         if provider.kind == "azure" and provider.auth == "entra_id":
             from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
-            self._credential = DefaultAzureCredential()
+            self._credential = credential or DefaultAzureCredential()
             api_key = get_bearer_token_provider(self._credential, ENTRA_SCOPE)
         self.sdk = openai.AsyncOpenAI(
             api_key=api_key,
@@ -124,6 +126,13 @@ class ResponsesClient:
             return await coro
         except openai.OpenAIError as exc:
             raise map_sdk_error(exc) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("azure."):  # Entra ID token acquisition
+                raise RequestRejected(
+                    f"Microsoft Entra ID sign-in failed: {str(exc).splitlines()[0]}; sign in "
+                    "with `az login`, use a managed identity, or set AZURE_OPENAI_API_KEY"
+                ) from None
+            raise
 
     # -- responses -------------------------------------------------------------------
     async def create(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,127 @@
+"""Provider resolution, and Azure-style endpoints (key and Entra ID) on the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flowrun.client import ResponsesClient
+from flowrun.errors import UsageError
+from flowrun.plan import load_plan
+from flowrun.providers import IMAGE_DEPLOYMENT_HEADER, azure_v1_url, resolve_provider
+from flowrun.runner import run_plan
+from runkit import write_flow  # type: ignore[import-not-found]
+
+
+def test_azure_endpoint_gets_the_v1_path():
+    assert azure_v1_url("https://res.openai.azure.com") == "https://res.openai.azure.com/openai/v1/"
+    assert azure_v1_url("https://res.openai.azure.com/openai/v1/") == "https://res.openai.azure.com/openai/v1/"
+
+
+def test_resolution_order_and_kinds():
+    env = {"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k1",
+           "OPENAI_API_KEY": "k2", "AZURE_OPENAI_IMAGE_DEPLOYMENT": "gpt-image-1"}
+    azure = resolve_provider(environ=env)
+    assert (azure.kind, azure.auth, azure.api_key) == ("azure", "api_key", "k1")
+    assert azure.base_url == "https://r.openai.azure.com/openai/v1/"
+    assert azure.headers[IMAGE_DEPLOYMENT_HEADER] == "gpt-image-1"
+    assert azure.file_purpose == "assistants"
+    assert "k1" not in repr(azure) and "k1" not in str(azure.describe())
+    openai_cfg = resolve_provider("openai", environ=env)
+    assert (openai_cfg.kind, openai_cfg.api_key, openai_cfg.file_purpose) == ("openai", "k2", "user_data")
+    entra = resolve_provider(environ={"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"})
+    assert (entra.auth, entra.api_key) == ("entra_id", None)
+    compat = resolve_provider(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    assert (compat.kind, compat.base_url) == ("compatible", "http://localhost:11434/v1")
+
+
+def test_missing_configuration_errors_are_specific():
+    with pytest.raises(UsageError, match="no provider configured"):
+        resolve_provider(environ={"XDG_CONFIG_HOME": "/nonexistent"})
+    with pytest.raises(UsageError, match="OPENAI_API_KEY"):
+        resolve_provider("openai", environ={})
+    with pytest.raises(UsageError, match="Azure needs an endpoint"):
+        resolve_provider("azure", environ={})
+
+
+def test_user_config_file_provides_the_provider(tmp_path):
+    cfg = tmp_path / "flowrun"
+    cfg.mkdir()
+    (cfg / "config.yaml").write_text("provider:\n  kind: compatible\n  base_url: http://h:1/v1\n")
+    got = resolve_provider(environ={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert (got.kind, got.base_url) == ("compatible", "http://h:1/v1")
+
+
+FLOW = """
+    name: azure
+    defaults: {model: my-deployment}
+    steps:
+      a: {input: "hello azure"}
+"""
+
+
+def _run(tmp_path, provider, credential=None):
+    plan = load_plan(write_flow(tmp_path, FLOW))
+
+    async def main():
+        client = ResponsesClient(provider, credential=credential)
+        try:
+            return await run_plan(plan, client, {}, run_root=tmp_path / "runs")
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_azure_api_key_against_an_azure_style_base_url(tmp_path, emu):
+    provider = resolve_provider(
+        "azure", base_url=emu.server.url, environ={"AZURE_OPENAI_API_KEY": "azure-key-123"}
+    )
+    result = _run(tmp_path, provider)
+    assert result.status == "succeeded", result.error
+    (post,) = emu.posts("a")
+    assert post["path"] == "/openai/v1/responses"
+    assert post["body"]["model"] == "my-deployment"
+    assert "azure-key-123" not in str(emu.journal())
+
+
+class _Credential:
+    """An async azure-identity style credential (what DefaultAzureCredential provides)."""
+
+    def __init__(self):
+        self.scopes = []
+
+    async def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.extend(scopes)
+        return AccessToken("entra-token-xyz", 4102444800)
+
+    async def close(self):
+        pass
+
+
+def test_azure_entra_id_uses_the_cognitive_services_scope(tmp_path, emu):
+    provider = resolve_provider("azure", base_url=emu.server.url, environ={})
+    assert provider.auth == "entra_id"
+    cred = _Credential()
+    result = _run(tmp_path, provider, credential=cred)
+    assert result.status == "succeeded", result.error
+    assert cred.scopes and set(cred.scopes) == {"https://cognitiveservices.azure.com/.default"}
+    assert emu.posts("a")[0]["path"] == "/openai/v1/responses"
+
+
+class _FailingCredential(_Credential):
+    async def get_token(self, *scopes, **kwargs):
+        from azure.core.exceptions import ClientAuthenticationError
+
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+
+def test_entra_sign_in_failure_is_a_clear_step_error(tmp_path, emu):
+    provider = resolve_provider("azure", base_url=emu.server.url, environ={})
+    result = _run(tmp_path, provider, credential=_FailingCredential())
+    assert result.status == "failed"
+    assert "Entra ID sign-in failed" in result.steps["a"].error
+    assert emu.posts() == []
