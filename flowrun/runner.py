@@ -25,6 +25,8 @@ from .store import RunStore, flow_hash, new_run_id
 from .templating import TemplateError, analyze, iter_templates, render_deep
 
 _FALSE_TEXT = {"", "false", "0", "no", "none", "null"}
+SAVE_INTERVAL = 0.05
+"""Seconds between record writes while steps finish; a crash loses at most this much."""
 
 
 @dataclass
@@ -105,6 +107,8 @@ class Runner:
         self.status = RUNNING
         self.error: str | None = None
         self.outputs: dict[str, Any] = {}
+        self._save_handle: asyncio.Handle | None = None
+        self._last_save = 0.0
         for sid in self.plan.order:
             ctx.outcomes[sid] = StepOutcome(sid)
 
@@ -135,7 +139,26 @@ class Runner:
         return rec
 
     def save(self) -> None:
+        """Write the record now (start, end, cancellation)."""
+        self._save_handle = None
+        self._last_save = time.monotonic()
         self.ctx.store.write_record(self.record())
+
+    def save_soon(self) -> None:
+        """Write the record shortly: completions that land together share one write
+        (at most one write per ``SAVE_INTERVAL`` while steps are finishing)."""
+        if self._save_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = SAVE_INTERVAL - (time.monotonic() - self._last_save)
+        self._save_handle = (
+            loop.call_soon(self.save) if wait <= 0 else loop.call_later(wait, self.save)
+        )
+
+    def _cancel_pending_save(self) -> None:
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
 
     # -- steps -------------------------------------------------------------------------
     def _publish(self, outcome: StepOutcome) -> None:
@@ -150,7 +173,7 @@ class Runner:
         outcome.error = reason
         self._publish(outcome)
         self.ctx.hooks.on_step_status(sid, status, reason)
-        self.save()
+        self.save_soon()
 
     async def run_step(self, sid: str) -> str:
         step = self.plan.step(sid)
@@ -181,7 +204,7 @@ class Runner:
             outcome.finished_at = time.time()
             self._publish(outcome)
             self.ctx.hooks.on_step_status(sid, outcome.status, outcome.error, outcome.usage)
-            self.save()
+            self.save_soon()
         return outcome.status
 
     async def _fan_out(self, sid: str, step: Any, base: StepContext, outcome: StepOutcome) -> None:
@@ -274,6 +297,7 @@ class Runner:
         except asyncio.CancelledError:
             self.status = CANCELLED
             self.error = "interrupted"
+            self._cancel_pending_save()
             self.save()
             raise
         hard_failures = [
@@ -285,6 +309,7 @@ class Runner:
             first = hard_failures[0]
             self.error = f"step {first} failed: {self.ctx.outcomes[first].error}"
         self._outputs()
+        self._cancel_pending_save()
         self.save()
         return self.result()
 

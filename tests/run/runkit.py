@@ -96,3 +96,17 @@ def run_flow(
             await client.close()
 
     return asyncio.run(main())
+
+
+def sent_text(body: dict[str, Any]) -> str:
+    """The latest user text of a request body (``input`` as a string or as items)."""
+    value = body["input"]
+    if isinstance(value, str):
+        return value
+    for item in reversed(value):
+        if item.get("role") == "user":
+            content = item["content"]
+            if isinstance(content, str):
+                return content
+            return " ".join(p.get("text", "") for p in content if p.get("type") == "input_text")
+    return ""

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from runkit import Recorder, run_flow  # type: ignore[import-not-found]
+from runkit import Recorder, run_flow, sent_text  # type: ignore[import-not-found]
 from flowrun.emulator.conformance import validator
 
 
@@ -44,7 +44,8 @@ def test_previous_response_id_chaining_and_fork(tmp_path, emu):
         (post,) = emu.posts(step)
         assert post["body"]["previous_response_id"] == first_id
         # only the new message is sent; the service keeps the history
-        assert len(post["body"]["input"]) == 1
+        assert sent_text(post["body"]) == post["body"]["input"]
+        assert post["body"]["input"] in ("What was the word?", "Spell it.")
     # the emulator saw the whole conversation: this is the second user turn
     assert result.steps["second"].result.text.startswith("[emulator] turn 2:")
 
@@ -95,7 +96,7 @@ def test_structured_output_is_parsed_and_sent_strict(tmp_path, emu):
     assert fmt["schema"]["additionalProperties"] is False
     assert sorted(fmt["schema"]["required"]) == ["risks", "severity"]
     (use,) = emu.posts("use")
-    assert use["body"]["input"][0]["content"][0]["text"] == f"First risk: {output['risks'][0]}"
+    assert sent_text(use["body"]) == f"First risk: {output['risks'][0]}"
 
 
 @pytest.mark.parametrize(
@@ -234,7 +235,7 @@ def test_if_skips_a_step_and_its_dependents_unless_they_opt_in(tmp_path, emu):
     assert result.steps["maybe"].status == "skipped"
     assert result.steps["child"].status == "skipped"
     assert result.steps["always"].status == "succeeded"
-    assert emu.posts("always")[0]["body"]["input"][0]["content"][0]["text"] == "status skipped"
+    assert sent_text(emu.posts("always")[0]["body"]) == "status skipped"
     assert emu.posts("maybe") == []
 
 
@@ -255,7 +256,7 @@ def test_for_each_fans_out_within_max_parallel(tmp_path, emu):
     # two waves of two: the third request starts only after the first ones answered
     assert posts[2]["time"] - posts[0]["time"] >= 0.18
     assert len(result.steps["each"].items) == 4
-    joined = emu.posts("total")[0]["body"]["input"][0]["content"][0]["text"]
+    joined = sent_text(emu.posts("total")[0]["body"])
     assert joined.count("[emulator]") == 4 and "Explain c (2)" in joined
 
 
