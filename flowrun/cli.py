@@ -59,6 +59,7 @@ def validate(flows: tuple[str, ...], as_json: bool) -> None:
     """Check flow files: YAML, schema, templates, references and cycles.
 
     Prints 'ok' per valid file, or each problem as FILE:LINE:COL. Exits 2 if any is invalid.
+    Emulator scripts (NAME.emulator.yaml) given among them are checked as scripts.
     """
     from .errors import SpecError
     from .plan import load_plan
@@ -66,6 +67,17 @@ def validate(flows: tuple[str, ...], as_json: bool) -> None:
     results: dict[str, Any] = {}
     bad = False
     for path in flows:
+        if _is_emulator_script(path):
+            problem = _check_emulator_script(path)
+            results[path] = {"valid": problem is None, "kind": "emulator script"}
+            if problem is not None:
+                bad = True
+                results[path]["problems"] = [{"file": path, "message": problem}]
+                if not as_json:
+                    click.echo(problem if problem.startswith(path) else f"{path}: {problem}", err=True)
+            elif not as_json:
+                click.echo(f"ok  {path} (emulator script)")
+            continue
         try:
             plan = load_plan(path)
         except SpecError as exc:
@@ -76,11 +88,27 @@ def validate(flows: tuple[str, ...], as_json: bool) -> None:
             continue
         results[path] = {"valid": True, "steps": len(plan.order)}
         if not as_json:
-            click.echo(f"ok  {path} ({len(plan.order)} steps)")
+            n = len(plan.order)
+            click.echo(f"ok  {path} ({n} step{'s' if n != 1 else ''})")
     if as_json:
         click.echo(json.dumps(results, indent=2))
     if bad:
         sys.exit(2)
+
+
+def _is_emulator_script(path: str) -> bool:
+    return path.endswith((".emulator.yaml", ".emulator.yml", ".emulator.json"))
+
+
+def _check_emulator_script(path: str) -> str | None:
+    """None if the emulator script loads; else why not."""
+    from .emulator import ScriptError, load_script
+
+    try:
+        load_script(path)
+    except (ScriptError, OSError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 @main.command()

@@ -225,6 +225,34 @@ class ResponsesClient:
         resp = await self._call(self.sdk.files.content(file_id))
         return resp.content if hasattr(resp, "content") else bytes(resp)
 
+    async def container_files(self, container_id: str) -> list[dict[str, Any]]:
+        """Every file in a code interpreter container, oldest first (all pages)."""
+        files = self.sdk.containers.files
+        page = await self._call(files.list(container_id, order="asc", limit=100))
+        items = [_dump(f) for f in page.data]
+        while getattr(page, "has_more", False) and page.data:
+            page = await self._call(files.list(container_id, order="asc", limit=100,
+                                               after=page.data[-1].id))
+            items.extend(_dump(f) for f in page.data)
+        return items
+
+    async def container_file_content(self, container_id: str, file_id: str) -> bytes:
+        resp = await self._call(
+            self.sdk.containers.files.content.retrieve(file_id, container_id=container_id)
+        )
+        return resp.content if hasattr(resp, "content") else bytes(resp)
+
+    async def add_container_file(
+        self, container_id: str, path: Path | None = None, file_id: str | None = None
+    ) -> dict[str, Any]:
+        """Put a local file (uploaded) or an uploaded file id into a container."""
+        files = self.sdk.containers.files
+        if path is not None:
+            created = await self._call(files.create(container_id, file=(path.name, path.read_bytes())))
+        else:
+            created = await self._call(files.create(container_id, file_id=file_id))
+        return _dump(created)
+
 
 async def _iterate(stream: Any) -> AsyncIterator[Any]:
     async with stream as s:

@@ -95,8 +95,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
     except Exception as exc:  # ruamel raises plain errors for some inputs
         raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
-    lc = getattr(doc, "lc", None)  # where the document's content starts (after comments)
-    source.values[()] = (lc.line + 1, lc.col + 1) if getattr(lc, "line", None) is not None else (1, 1)
+    lc = getattr(doc, "lc", None)  # where the content starts, after any comments
+    start = (lc.line, lc.col) if getattr(lc, "line", None) is not None else (0, 0)
+    source.values[()] = (start[0] + 1, start[1] + 1)
     return _plain(doc, (), source), source
 
 

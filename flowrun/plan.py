@@ -70,6 +70,7 @@ class _Checker:
         self.ff = ff
         self.flow: Flow = ff.flow
         self.src = ff.source
+        self.lines = ff.text.splitlines()  # once: _offset runs for every reference
         self.problems: list[Problem] = []
         self.deps: dict[str, set[str]] = {sid: set() for sid in self.flow.steps}
         self.stack = stack
@@ -129,8 +130,8 @@ class _Checker:
         """Jinja line numbers are relative to the template; block scalars start a line later."""
         block = 0
         pos = self.src.values.get(tuple(path))
-        if pos and self.src.text:
-            lines = self.src.text.splitlines()
+        if pos:
+            lines = self.lines
             if 0 < pos[0] <= len(lines):
                 rest = lines[pos[0] - 1][pos[1] - 1:].lstrip()
                 block = 1 if rest[:1] in ("|", ">") else 0

@@ -180,6 +180,9 @@ class ImagePart(StrictModel):
     """Path (sent as a base64 data URL), URL, or uploaded file id (``file-...``); a template."""
     detail: Literal["auto", "low", "high"] = "auto"
     """How closely the model looks at the image."""
+    upload: bool = False
+    """Upload a local image (files API, purpose ``vision``) and send its file id instead of
+    inline base64 data."""
 
 
 class FilePart(StrictModel):

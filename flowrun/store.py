@@ -51,7 +51,9 @@ class RunStore:
         self.run_id = run_id
         self.dir = Path(root) / run_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.redactor = redactor or Redactor()
+        # not `redactor or ...`: an empty Redactor is falsy, and values added to the run's
+        # redactor later (rendered MCP headers) must still be masked here
+        self.redactor = redactor if redactor is not None else Redactor()
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
 

@@ -7,7 +7,8 @@ output item ``response.output_item.added`` → item-specific events →
 ``response.incomplete``). Item-specific events:
 
 * ``message``: per content part ``response.content_part.added``, then
-  ``response.output_text.delta`` × k + ``response.output_text.done`` (or
+  ``response.output_text.delta`` × k, ``response.output_text.annotation.added`` per
+  annotation, ``response.output_text.done`` (or
   ``response.refusal.delta`` × k + ``response.refusal.done``), then
   ``response.content_part.done``;
 * ``function_call``: ``response.function_call_arguments.delta`` × k +
@@ -54,6 +55,9 @@ def _message_events(item: dict[str, Any], index: int) -> list[Event]:
             events.append({"type": "response.content_part.added", **at, "part": empty})
             for piece in chunks(part["text"]):
                 events.append({"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []})
+            for a, annotation in enumerate(part.get("annotations") or []):
+                events.append({"type": "response.output_text.annotation.added", **at,
+                               "annotation_index": a, "annotation": copy.deepcopy(annotation)})
             events.append({"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []})
         elif part.get("type") == "refusal":
             events.append({"type": "response.content_part.added", **at,

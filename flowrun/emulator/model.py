@@ -26,6 +26,10 @@ Default rule (used when no script entry applies), checked in this order:
    ``input_text`` parts joined by a space, an image part as ``[image]``, a file part as
    ``[file NAME]`` (or ``[file]``).
 
+Extensions may add default rules after rule 1 (:data:`DEFAULT_RULES`, e.g. image
+generation in :mod:`.images`), describe content parts differently (:data:`PART_DESCRIBERS`,
+e.g. PDFs in :mod:`.inputs_report`) and check requests (:data:`TURN_CHECKS`).
+
 With ``text.format.type == "json_object"``, the text from rule 3 or 4 is wrapped as
 ``{"reply": TEXT}``. Replies are one assistant ``message`` with one ``output_text``.
 
@@ -61,6 +65,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+# ---------------------------------------------------------------- extension hooks
+
+TURN_CHECKS: list[Callable[["Turn"], None]] = []
+"""Run when the emulator builds the :class:`Turn` of a request, before a reply is chosen;
+a check may raise :class:`~.errors.APIError` (e.g. 400 for an undecodable image)."""
+PART_DESCRIBERS: dict[str, Callable[[dict[str, Any]], "str | None"]] = {}
+"""Content part type -> the text the model "sees" for it (None: the built-in text)."""
+DEFAULT_RULES: list[Callable[["Turn"], "list[Item] | None"]] = []
+"""Extra default rules, tried in order after rule 1; the first non-None answer wins."""
+
+
 # ---------------------------------------------------------------- the turn
 
 
@@ -72,6 +87,11 @@ class Turn:
     conversation: list[Item]  # history + this request's input, normalized, with ids
     emulator: Any = None  # the Emulator, for kinds that need server state (files, ...)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.emulator is not None:  # a request being served: run the extension checks
+            for check in TURN_CHECKS:
+                check(self)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -116,6 +136,11 @@ def part_text(part: Any) -> str:
     if isinstance(part, str):
         return part
     kind = part.get("type")
+    describe = PART_DESCRIBERS.get(kind)
+    if describe is not None:
+        described = describe(part)
+        if described is not None:
+            return described
     if kind in ("input_text", "output_text", "text"):
         return part.get("text", "")
     if kind == "refusal":
@@ -283,6 +308,10 @@ def default_reply(turn: Turn) -> list[Item]:
     if forced is not None and not turn.trailing_tool_outputs:
         args = instance_from_schema(forced.get("parameters") or {"type": "object"})
         return [function_call_item(forced["name"], args if args is not None else {})]
+    for rule in DEFAULT_RULES:
+        produced = rule(turn)
+        if produced is not None:
+            return produced
     fmt = turn.text_format
     if fmt.get("type") == "json_schema":
         return [message_item(json.dumps(instance_from_schema(fmt.get("schema") or {})))]

@@ -7,6 +7,12 @@ import importlib
 
 EXTENSIONS = [
     "flowrun.emulator.files",
+    "flowrun.emulator.containers",
+    "flowrun.emulator.inputs_report",
+    "flowrun.emulator.images",
+    "flowrun.emulator.hosted_mcp",
+    "flowrun.emulator.function_tools",
+    "flowrun.emulator.computer",
 ]
 
 

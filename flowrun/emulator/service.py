@@ -92,6 +92,11 @@ def _snapshot(response: dict[str, Any], status: str) -> dict[str, Any]:
 
 RESET_HOOKS: list[Any] = []
 """Callables ``(emulator) -> None`` run by :meth:`Emulator.reset` (extension state)."""
+BEFORE_REPLY: list[Any] = []
+"""Async callables ``(turn) -> list[item] | None`` run before the model replies to a
+request; the items they return come first in the output. This is the service acting on
+the request's input before the model continues, e.g. running the MCP calls that the
+client approved with ``mcp_approval_response`` items (:mod:`.hosted_mcp`)."""
 
 
 class Emulator:
@@ -204,9 +209,12 @@ class Emulator:
         return drop, fault.value if fault is not None and fault.kind == "slow" else 0
 
     async def _generate(self, turn: Turn, reply: Reply | None) -> list[dict[str, Any]]:
+        first: list[dict[str, Any]] = []
+        for hook in BEFORE_REPLY:
+            first.extend(await hook(turn) or [])
         if reply is None:
-            return default_reply(turn)
-        return await run_kind(reply.kind, reply.value, turn)
+            return first + default_reply(turn)
+        return first + await run_kind(reply.kind, reply.value, turn)
 
     @staticmethod
     def _finish(response: dict[str, Any], output: list[dict[str, Any]], turn: Turn) -> None:

@@ -57,14 +57,30 @@ def base_request(sc: StepContext, tools: list[dict[str, Any]]) -> dict[str, Any]
     if tools:
         req["tools"] = tools
         if step.tool_choice is not None:
-            choice = step.tool_choice
-            req["tool_choice"] = (
-                choice if choice in ("auto", "none", "required")
-                else {"type": "function", "name": choice}
-            )
+            req["tool_choice"] = _tool_choice(sc, step.tool_choice, tools)
         if step.parallel_tool_calls is not None:
             req["parallel_tool_calls"] = step.parallel_tool_calls
     return req
+
+
+def _tool_choice(sc: StepContext, choice: str, tools: list[dict[str, Any]]) -> Any:
+    """``tool_choice`` in the request's shape: an option, a function (by name), a hosted
+    tool (by type) or an MCP server (by label)."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    for tool in tools:
+        if tool.get("type") == "function" and tool.get("name") == choice:
+            return {"type": "function", "name": choice}
+        if tool.get("type") == "mcp" and tool.get("server_label") == choice:
+            return {"type": "mcp", "server_label": choice}
+        if tool.get("type") == choice:
+            return {"type": choice}
+    names = [t.get("name") or t.get("server_label") or t.get("type") for t in tools]
+    raise ExecutionError(
+        f"tool_choice {choice!r} is not one of this step's tools ({', '.join(map(str, names))}); "
+        "use auto, none, required or one of those names",
+        sc.step_id,
+    )
 
 
 def _as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -209,11 +225,18 @@ async def execute(sc: StepContext) -> None:
         if not follow_up:
             break
         turns += 1
-        if turns >= sc.max_tool_turns:
+        if turns > sc.max_tool_turns:  # max_tool_turns rounds of tool results were allowed
+            limit = sc.max_tool_turns
             raise ToolLoopLimit(
-                f"the model was still calling tools after max_tool_turns={sc.max_tool_turns}",
+                f"the model was still calling tools after {limit} tool turn"
+                f"{'s' if limit != 1 else ''} (max_tool_turns: {limit}); raise "
+                "max_tool_turns on the step or in defaults if it needs more rounds",
                 sc.step_id,
             )
+        if request.get("tool_choice") not in (None, "auto", "none"):
+            # a forced tool choice applies to the first turn only; forcing every turn
+            # would make the model call tools forever
+            request["tool_choice"] = "auto"
         conversation.extend(follow_up)
         if stateless:
             request.pop("previous_response_id", None)

@@ -26,7 +26,12 @@ ITEM_HANDLERS: dict[str, ItemHandler] = {}
 EVENT_HANDLERS: dict[str, EventHandler] = {}
 
 # modules that register the built-in tool kinds and item handlers
-BUILTIN_MODULES: list[str] = []
+BUILTIN_MODULES: list[str] = [
+    "flowrun.tools.images",
+    "flowrun.tools.mcp",
+    "flowrun.tools.code_interpreter",
+    "flowrun.tools.functions",
+]
 _loaded = False
 
 

@@ -191,3 +191,14 @@ def test_help_imports_nothing_heavy() -> None:
     """)
     heavy = {"openai", "pydantic", "jinja2", "networkx", "ruamel.yaml", "httpx", "starlette", "rich"}
     assert not heavy & modules
+
+
+def test_validate_every_example_in_one_process() -> None:
+    examples = sorted(str(p) for p in (ROOT / "examples" / "flows").glob("*.yaml")
+                      if not p.name.endswith(".emulator.yaml"))  # emulator scripts
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", "validate", *examples],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\nok  ") + proc.stdout.startswith("ok  ") == len(examples)

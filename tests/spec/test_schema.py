@@ -16,7 +16,8 @@ from flowrun.schema import flow_schema, schema_text
 
 ROOT = Path(__file__).parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "flow.schema.json"
-EXAMPLES = sorted((ROOT / "examples" / "flows").glob("*.yaml"))
+EXAMPLES = sorted(p for p in (ROOT / "examples" / "flows").glob("*.yaml")
+                  if not p.name.endswith(".emulator.yaml"))  # emulator scripts, not flows
 VALID = sorted((ROOT / "tests" / "fixtures" / "valid").glob("*.yaml"))
 BROKEN = sorted(p for p in (ROOT / "tests" / "fixtures" / "broken").glob("*.yaml")
                 if p.name != "expectations.yaml")

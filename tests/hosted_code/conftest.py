@@ -1,0 +1,27 @@
+"""Fixtures for the code interpreter tests: one emulator on loopback for the session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from flowrun.emulator import EmulatorServer  # noqa: E402
+from hosted_code_kit import Emu  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _code_server():
+    with EmulatorServer(background_delay_ms=30) as server:
+        yield server
+
+
+@pytest.fixture
+def emu(_code_server):
+    handle = Emu(_code_server)
+    handle.reset()
+    yield handle
+    handle.reset()
