@@ -32,14 +32,16 @@ for several calls in one response. For each server the emulator:
 A request whose input ends with ``mcp_approval_response`` items is answered in two
 parts (:data:`~.service.BEFORE_REPLY`): first the service performs each approved call
 (``mcp_call`` with ``approval_request_id``) and skips each denied one, then the model
-replies - the next script entry, or, when that entry is the same ``mcp_call`` again (the
-last entry of a list repeats) or no entry applies, ``text`` / the results summary
-(``[emulator] mcp results: ...``; a denied call reads ``NAME was not approved``). An
+replies - the next script entry; when that entry is an ``mcp_call`` naming one of the
+calls just answered (the last entry of a list repeats), or no entry applies, the reply is
+its ``text`` or the results summary (``[emulator] mcp results: ...``; a denied call reads
+``NAME was not approved``). An
 answer whose ``approval_request_id`` matches no request in the conversation is a 400.
 The answers are kept with ``request_id`` as well as ``approval_request_id``, because the
 response-side schema (``MCPApprovalResponseResource``) requires both.
 
-Header values never reach the journal (:mod:`.journal` masks them) nor any message here.
+Header values appear in no item or error message here, and the journal masks
+credential-looking ones (:mod:`.journal`).
 The ``mcp`` SDK is imported only when a server is contacted (extra ``flowrun[mcp]``).
 """
 from __future__ import annotations
@@ -417,9 +419,9 @@ async def mcp_call_reply(value: Any, turn: Turn) -> list[dict[str, Any]]:
     """The ``mcp_call`` reply kind (module docstring)."""
     specs: list[McpCallSpec] = value if isinstance(value, list) else [value]
     settled = turn.extras.get(SETTLED)
-    if settled is not None and all(any(r.get("name") == spec.name for r in settled) for spec in specs):
-        # this request answered the approvals of these calls, which ran (or were skipped)
-        # before this reply: the model reports
+    if settled is not None and any(r.get("name") == spec.name for r in settled for spec in specs):
+        # this request answered the approvals this entry asked for (the entry repeats as
+        # the last of its list); the calls ran or were skipped before this reply: report
         return [message_item(_reply_text(specs, settled))]
     groups: dict[str, tuple[dict[str, Any], list[McpCallSpec]]] = {}
     for spec in specs:

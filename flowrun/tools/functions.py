@@ -181,7 +181,7 @@ def import_module_for(module: str, base_dir: Path) -> Any:
             for candidate in (local / "__init__.py", base_dir.joinpath(*parts).with_suffix(".py"), local):
                 if candidate.is_file():
                     stamps.append(candidate.stat().st_mtime_ns)
-            digest = hashlib.sha1(repr(stamps).encode()).hexdigest()[:12]
+            digest = hashlib.sha256(repr(stamps).encode()).hexdigest()[:12]
             alias = f"_flowrun_tools_{digest}_{parts[0]}"
             if alias not in sys.modules:
                 _load_by_path(alias, local)

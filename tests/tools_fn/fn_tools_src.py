@@ -110,7 +110,9 @@ import time
 args = json.load(sys.stdin)
 mode = args.get("mode")
 if mode == "json":
-    json.dump({"echo": args, "cwd": os.getcwd()}, sys.stdout)
+    token = args.pop("token", None)  # never echoed: it may be a bound secret
+    json.dump({"echo": args, "cwd": os.getcwd(),
+               "token_check": token and token == os.environ.get("FN_TEST_SECRET")}, sys.stdout)
 elif mode == "text":
     print("plain text answer")
 elif mode == "fail":
