@@ -681,17 +681,19 @@ class BrowserSession:
         except Exception:
             return 0
 
-    async def _opens_tab(self, page: Any, x: int, y: int) -> bool:
-        """Whether a click at (x, y) is on a link or form that targets another window."""
-        script = """([x, y]) => {
+    async def _opens_tab(self, page: Any, x: int, y: int, middle: bool = False) -> bool:
+        """Whether a click at (x, y) is on a link or form that targets another window (a
+        middle click opens any link in a new tab)."""
+        script = """([x, y, middle]) => {
             const el = document.elementFromPoint(x, y);
             const a = el && el.closest('a[href], area[href], form');
             if (!a) return false;
+            if (middle && a.tagName !== 'FORM') return true;
             const t = (a.getAttribute('target') || '').toLowerCase();
             return t !== '' && !['_self', '_parent', '_top'].includes(t);
         }"""
         try:
-            return bool(await page.evaluate(script, [x, y]))
+            return bool(await page.evaluate(script, [x, y, middle]))
         except Exception:
             return False
 
@@ -706,7 +708,7 @@ class BrowserSession:
             return 0.0
         x, y = self._xy(action, done)
         pw_button = {"right": "right", "wheel": "middle", "middle": "middle"}.get(button, "left")
-        tab = pw_button != "right" and await self._opens_tab(page, x, y)
+        tab = pw_button != "right" and await self._opens_tab(page, x, y, pw_button == "middle")
         async with self._holding(page, action.get("keys")):
             await page.mouse.click(x, y, button=pw_button)
         return POPUP_WAIT_S if tab else POPUP_GRACE_S

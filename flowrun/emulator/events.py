@@ -13,6 +13,10 @@ output item ``response.output_item.added`` → item-specific events →
   ``response.content_part.done``;
 * ``function_call``: ``response.function_call_arguments.delta`` × k +
   ``response.function_call_arguments.done``;
+* ``mcp_list_tools`` and ``mcp_call`` (registered by :mod:`.hosted_mcp`):
+  ``response.mcp_list_tools.in_progress`` + ``.completed`` (``.failed`` with an error);
+  ``response.mcp_call.in_progress``, ``response.mcp_call_arguments.delta`` × k +
+  ``response.mcp_call_arguments.done``, ``response.mcp_call.completed`` (or ``.failed``);
 * anything else: only added/done, unless a module registers a builder in
   :data:`ITEM_EVENTS` (``ITEM_EVENTS["image_generation_call"] = builder``).
 

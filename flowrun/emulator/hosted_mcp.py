@@ -190,7 +190,8 @@ def _arguments_value(text: str) -> Any:
     try:
         value = json.loads(text) if text else {}
     except ValueError:
-        raise McpFailure(protocol_error(-32602, f"The arguments are not valid JSON: {text[:200]!r}")) from None
+        raise McpFailure(protocol_error(-32602, f"The arguments are not valid JSON: {text[:200]!r}")
+                         ) from None
     if not isinstance(value, dict):
         raise McpFailure(protocol_error(-32602, "The arguments must be a JSON object."))
     return value
@@ -374,7 +375,8 @@ def _reply_text(specs: list[McpCallSpec], results: list[dict[str, Any]]) -> str:
     return text.replace("{output}", outputs)
 
 
-async def _serve(turn: Turn, label: str, server: dict[str, Any], specs: list[McpCallSpec]) -> tuple[list[dict[str, Any]], bool]:
+async def _serve(turn: Turn, label: str, server: dict[str, Any],
+                 specs: list[McpCallSpec]) -> tuple[list[dict[str, Any]], bool]:
     """List the tools of one server and make the scripted calls; (items, waiting for approval)."""
     out: list[dict[str, Any]] = []
     done: list[McpCallSpec] = []
@@ -481,7 +483,8 @@ async def settle_approvals(turn: Turn) -> list[dict[str, Any]] | None:
 
         async def work(session: Session) -> None:
             for request, _ in pairs:
-                items.append(await _call(session, label, request["name"], request["arguments"], request["id"]))
+                items.append(await _call(session, label, request["name"], request["arguments"],
+                                         request["id"]))
 
         try:
             await with_server(server, work)

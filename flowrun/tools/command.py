@@ -48,7 +48,7 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is not None:
         return
     try:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group id is the pid
     except (ProcessLookupError, PermissionError):
         try:
             proc.kill()

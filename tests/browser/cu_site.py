@@ -68,6 +68,7 @@ def pages(site: Site) -> dict[str, bytes]:
         "/tabs": page("Tabs", f"""
             <a href=/second target=_blank {box(10, 10, 150, 30)}>open in a new tab</a>"""),
         "/second": page("Second", "<h1>Second tab</h1>"),
+        "/plain": page("Plain", f"""<a href=/second {box(10, 10, 150, 30)}>a plain link</a>"""),
         "/long": page("Long", """
             <div style="height:3000px;background:linear-gradient(#fff,#008)">top</div>""",
             "addEventListener('scroll', () => history.replaceState(null, '', '#y=' + scrollY));"),

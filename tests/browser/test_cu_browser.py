@@ -119,6 +119,17 @@ def test_click_opening_a_new_tab_switches_to_it(driver, emu, site, tmp_path):
     assert step_record(result)["computer_use"]["timeline"][1]["events"][0]["kind"] == "tab"
 
 
+def test_wheel_button_click_opens_the_link_in_a_new_tab(driver, emu, site, tmp_path):
+    emu.script({"steps": {"browse": [computer({"type": "click", "button": "wheel", "x": 60, "y": 25}),
+                                     {"text": "done"}]}})
+    result = driver.run(tmp_path, emu, flow(path="/plain"), {"site": site.origin})
+    assert result.status == "succeeded", result.error
+    assert emu.outputs("browse")[0]["current_url"] == site.origin + "/second"
+    entry = step_record(result)["computer_use"]["timeline"][1]
+    assert entry["performed"]["button"] == "wheel"
+    assert [e["kind"] for e in entry["events"]] == ["tab"]  # a new tab, not the same one navigating
+
+
 def test_window_open_from_script_is_followed(driver, emu, site, tmp_path):
     emu.script({"steps": {"browse": [computer({"type": "click", "x": 50, "y": 25}), {"text": "done"}]}})
     result = driver.run(tmp_path, emu, flow(path="/popup"), {"site": site.origin})
@@ -154,6 +165,18 @@ def test_key_combination_then_typing_replaces_the_text(driver, emu, site, tmp_pa
     assert emu.outputs("browse")[-1]["current_url"] == site.origin + "/thanks"
     timeline = step_record(result)["computer_use"]["timeline"]
     assert timeline[2]["performed"] == {"keys": ["Control", "a"]}
+
+
+def test_double_click_selects_a_word(driver, emu, site, tmp_path):
+    emu.script({"steps": {"browse": [
+        computer({"type": "double_click", "x": 20, "y": 25}),   # on "old"
+        computer({"type": "type", "text": "new"}),
+        computer({"type": "keypress", "keys": ["Return"]}),
+        {"text": "done"},
+    ]}})
+    result = driver.run(tmp_path, emu, flow(path="/keys"), {"site": site.origin})
+    assert result.status == "succeeded", result.error
+    assert site.posts == [{"path": "/submit", "fields": {"q": "new value"}}]
 
 
 def test_drag_moves_a_slider(driver, emu, site, tmp_path):
