@@ -23,10 +23,10 @@ def render_graph(plan: Plan, fmt: str = "text") -> str:
     if fmt == "mermaid":
         lines = ["flowchart TD"]
         for sid in plan.order:
-            lines.append(f'    {sid}["{_label(plan, sid)}"]')
+            lines.append(f'    s_{sid}["{_label(plan, sid)}"]')  # s_: `end` is a keyword
         for sid in plan.order:
             for dep in sorted(plan.needs[sid]):
-                lines.append(f"    {dep} --> {sid}")
+                lines.append(f"    s_{dep} --> s_{sid}")
         return "\n".join(lines)
     if fmt == "dot":
         name = plan.flow.name.replace('"', "'")

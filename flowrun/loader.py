@@ -88,6 +88,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         doc = yaml.load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context in _UNCLOSED and exc.context_mark is not None:
+            mark = exc.context_mark  # the end of the file says nothing; the opening does
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         message, hint = _yaml_message(exc, text, mark)
         raise SpecError(Problem(message, file, line, col, hint=hint)) from None
@@ -104,8 +106,18 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
 _YAML_HINT = "check indentation (spaces, not tabs), quoting, and that every key is followed by ':'"
 
 
+_UNCLOSED = {
+    "while scanning a quoted scalar": "unclosed quote: the string that starts here never ends",
+    "while parsing a flow mapping": "unclosed '{': the mapping that starts here has no '}'",
+    "while parsing a flow sequence": "unclosed '[': the list that starts here has no ']'",
+}
+
+
 def _yaml_message(exc: Any, text: str, mark: Any) -> tuple[str, str]:
     problem = (exc.problem or exc.context or "invalid YAML").strip()
+    if exc.context in _UNCLOSED and exc.context_mark is not None:
+        end = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        return _UNCLOSED[exc.context], f"close it; the YAML parser got to line {end}: {problem}"
     if "duplicate key" in problem or type(exc).__name__ == "DuplicateKeyError":
         key = problem.split('"')[1] if '"' in problem else ""
         first = exc.context_mark
@@ -239,9 +251,13 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
     Returns the path that exists in the document and whether the full loc was found
     (False means the last element names a missing key).
     """
+    from .spec import UNION_TAGS
+
     path: list[Any] = []
     node = data
-    for part in loc:
+    for i, part in enumerate(loc):
+        if part in UNION_TAGS and i + 1 < len(loc) and not _contains(node, part, loc[i + 1]):
+            continue  # a tagged union's tag (the key that chose the branch), not a step down
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
@@ -255,6 +271,14 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
 
 
 _ALIASES = {"with_": "with", "continue_": "continue", "if_": "if"}
+
+
+def _contains(node: Any, key: Any, child: Any) -> bool:
+    """Whether ``node[key][child]`` exists (or could: ``node[key]`` is a mapping or list)."""
+    inner = node.get(key) if isinstance(node, dict) else None
+    if isinstance(inner, dict):
+        return child in inner
+    return isinstance(inner, list) and isinstance(child, int)
 
 
 def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> list[Problem]:
@@ -273,7 +297,9 @@ def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> l
         kind = err["type"]
         # union noise: a shallow type mismatch in one branch while another branch went deeper
         if kind in _SHALLOW and any(
-            o is not err and o["_path"][: len(path)] == path and o["type"] not in _SHALLOW
+            o is not err
+            and o["_path"][: len(path)] == path
+            and (o["type"] not in _SHALLOW or len(o["_path"]) > len(path))
             for o in errors
         ):
             continue
@@ -287,6 +313,13 @@ def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> l
             problems.append(
                 source.problem(path, f"expected {' or '.join(wanted)}, found {describe(value)}")
             )
+            continue
+        if err["loc"][-1] == "[key]" or kind == "invalid_key":
+            key = path[-1] if path else None
+            msg = _message(err, data, path)
+            if kind in ("string_type", "invalid_key"):
+                msg = f"a key must be a string, found {describe(key)} ({key!r}); quote it"
+            problems.append(source.problem(path, msg, key=True))
             continue
         if kind == "extra_forbidden":
             key = err["loc"][-1]
@@ -303,7 +336,13 @@ def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> l
                 source.problem(path, f"missing required key {key!r}", hint=_missing_hint(key))
             )
             continue
-        problems.append(source.problem(path, _message(err, data, path)))
+        message = _message(err, data, path)
+        if kind == "tool_kind" and isinstance(_lookup(data, path), dict):
+            from .spec import TOOL_KINDS
+
+            found = [k for k in TOOL_KINDS if k in _lookup(data, path)]
+            message += f"; it has {' and '.join(found)}" if found else ""
+        problems.append(source.problem(path, message))
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     return _dedupe(problems)
 

@@ -93,10 +93,11 @@ class _Checker:
             self.add(path, f"unknown template variable {name!r}",
                      "templates can use inputs, steps, secrets, env" + (", item, index" if loop else ""),
                      offset=self._offset(path, line))
-        for var in sorted(info.loop_vars):
+        for var, line in info.loop_uses:
             if not loop:
                 self.add(path, f"{var!r} is only defined in a step with for_each",
-                         "add for_each to the step, or refer to a value by its full name")
+                         "add for_each to the step, or refer to a value by its full name",
+                         offset=self._offset(path, line))
         for root, line in info.dynamic:
             self.add(path, f"{root}[...] needs a literal name",
                      f"write {root}.NAME so flowrun can see the dependency",

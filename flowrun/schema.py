@@ -16,12 +16,26 @@ def flow_schema() -> dict[str, Any]:
     """The flow file JSON Schema (draft 2020-12)."""
     from .spec import Flow
 
-    schema = Flow.model_json_schema(by_alias=True, mode="validation")
+    schema = _sorted_enums(Flow.model_json_schema(by_alias=True, mode="validation"))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         **schema,
     }
+
+
+def _sorted_enums(node: Any) -> Any:
+    """Enums in a fixed order. ``typing`` caches unions by equality, and ``Literal``
+    equality ignores order, so a Literal built elsewhere (the openai SDK's types) can
+    replace ours and reorder its values depending on what was imported first."""
+    if isinstance(node, dict):
+        out = {k: _sorted_enums(v) for k, v in node.items()}
+        if isinstance(out.get("enum"), list):
+            out["enum"] = sorted(out["enum"], key=lambda v: (str(type(v)), str(v)))
+        return out
+    if isinstance(node, list):
+        return [_sorted_enums(v) for v in node]
+    return node
 
 
 def schema_text() -> str:

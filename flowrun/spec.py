@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -99,10 +100,16 @@ class InputSpec(StrictModel):
     enum: list[Any] | None = None
     """The only values allowed."""
 
+    @field_validator("default")
+    @classmethod
+    def _default_matches_type(cls, v: Any, info: Any) -> Any:
+        kind = info.data.get("type")
+        if v is not None and kind is not None and not check_input_value(kind, v):
+            raise ValueError(f"default {v!r} is not of type {kind}")
+        return v
+
     @model_validator(mode="after")
-    def _default_matches_type(self) -> InputSpec:
-        if self.default is not None and not check_input_value(self.type, self.default):
-            raise ValueError(f"default {self.default!r} is not of type {self.type}")
+    def _default_in_enum(self) -> InputSpec:
         if self.enum is not None and self.default is not None and self.default not in self.enum:
             raise ValueError(f"default {self.default!r} is not one of enum {self.enum!r}")
         return self
@@ -591,6 +598,25 @@ class Provider(StrictModel):
     """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
 
 
+def _check_name(key: str) -> str:
+    if not IDENTIFIER.match(key):
+        raise ValueError(
+            f"{key!r} is not a valid name: use letters, digits and _, not starting "
+            "with a digit (templates refer to it as steps.NAME / inputs.NAME)"
+        )
+    return key
+
+
+def _check_tool_name(key: str) -> str:
+    if not TOOL_NAME.match(key):
+        raise ValueError(f"{key!r} is not a valid tool name: use 1-64 of A-Z a-z 0-9 _ -")
+    return key
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+ToolName = Annotated[str, AfterValidator(_check_tool_name)]
+
+
 class Flow(StrictModel):
     """A flowrun flow file."""
 
@@ -598,7 +624,7 @@ class Flow(StrictModel):
     """Short name of the flow."""
     description: str | None = None
     """What the flow does."""
-    inputs: dict[str, InputDecl] = Field(default_factory=dict)
+    inputs: dict[Name, InputDecl] = Field(default_factory=dict)
     """Named inputs: a type name, or ``{type, default, description, required, enum}``."""
     secrets: list[str] = Field(default_factory=list)
     """Environment variables that hold secrets; checked before the run starts. Any
@@ -609,31 +635,13 @@ class Flow(StrictModel):
     """Endpoint settings; environment variables and ``--provider`` take precedence."""
     max_concurrency: int | None = Field(None, ge=1)
     """How many steps may run at once (``--max-concurrency`` overrides)."""
-    tools: dict[str, ToolDef] = Field(default_factory=dict)
+    tools: dict[ToolName, ToolDef] = Field(default_factory=dict)
     """Reusable tool definitions, referenced by name from steps."""
-    steps: dict[str, Step] = Field(min_length=1)
+    steps: dict[Name, Step] = Field(min_length=1)
     """The steps, by id. Order does not matter: dependencies decide."""
     outputs: dict[str, Any] = Field(default_factory=dict)
     """Named results of the flow; string values are templates."""
 
-    @field_validator("inputs", "steps")
-    @classmethod
-    def _identifiers(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not IDENTIFIER.match(key):
-                raise ValueError(
-                    f"{key!r} is not a valid name: use letters, digits and _, not starting "
-                    "with a digit (templates refer to it as steps.NAME / inputs.NAME)"
-                )
-        return v
-
-    @field_validator("tools")
-    @classmethod
-    def _tool_names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not TOOL_NAME.match(key):
-                raise ValueError(f"{key!r} is not a valid tool name: use 1-64 of A-Z a-z 0-9 _ -")
-        return v
 
 
 def model_fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
@@ -688,11 +696,13 @@ def _descend(tp: Any, part: Any, typing: Any) -> Any:
     if origin is dict:
         return typing.get_args(tp)[1]
     if origin is list:
+        if isinstance(part, str) and part.startswith("list["):
+            return tp  # pydantic's label for the list branch of a union
         return typing.get_args(tp)[0] if isinstance(part, int) else None
     if origin is Union or origin is getattr(__import__("types"), "UnionType", None):
         for arg in typing.get_args(tp):
             tagged = _tag_of(arg, typing)
-            if tagged == part:
+            if tagged == part or getattr(_strip(arg, typing), "__name__", None) == part:
                 return arg
         for arg in typing.get_args(tp):
             found = _descend(arg, part, typing)
@@ -710,3 +720,5 @@ def _tag_of(tp: Any, typing: Any) -> str | None:
 
 
 _TAGS = {"text", "image", "file", "name", "inline", *TOOL_KINDS, "str", "list[...]"}
+UNION_TAGS = frozenset({"text", "image", "file", "name", "inline", *TOOL_KINDS})
+"""Tags of the tagged unions; pydantic puts them in error locations."""

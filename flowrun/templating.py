@@ -54,6 +54,7 @@ class TemplateInfo:
 
     refs: list[Reference] = field(default_factory=list)
     loop_vars: set[str] = field(default_factory=set)
+    loop_uses: list[tuple[str, int]] = field(default_factory=list)
     unknown: list[tuple[str, int]] = field(default_factory=list)
     dynamic: list[tuple[str, int]] = field(default_factory=list)
     error: str | None = None
@@ -66,13 +67,13 @@ class TemplateInfo:
 @lru_cache(maxsize=4096)
 def analyze(source: str) -> TemplateInfo:
     """Parse a template and list its references; syntax errors are reported, not raised."""
-    from jinja2 import TemplateSyntaxError, meta, nodes
+    from jinja2 import TemplateSyntaxError, nodes
 
     env = environment()
     info = TemplateInfo()
     try:
         tree = env.parse(source)
-        undeclared = meta.find_undeclared_variables(tree)  # also checks filter/test names
+        undeclared = _undeclared(tree, nodes)
     except TemplateSyntaxError as exc:
         info.error = exc.message or "template syntax error"
         info.error_line = exc.lineno
@@ -80,13 +81,21 @@ def analyze(source: str) -> TemplateInfo:
     except RecursionError:
         info.error = "the template is nested too deeply"
         return info
+    # Jinja looks filter and test names up only at run time inside {% if %}: check them all
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            kind = "filter" if isinstance(node, nodes.Filter) else "test"
+            info.error, info.error_line = f"No {kind} named {node.name!r}.", node.lineno
+            return info
     for name in sorted(undeclared):
         if name in ROOTS or name in env.globals:
             continue
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
         if name in LOOP_NAMES:
             info.loop_vars.add(name)
+            info.loop_uses.append((name, line))
             continue
-        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
         info.unknown.append((name, line))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node
@@ -99,12 +108,24 @@ def analyze(source: str) -> TemplateInfo:
         else:
             info.dynamic.append((target.name, node.lineno))
     # a bare root (``{{ steps }}``) still counts as a use of that root
-    used = {r.root for r in info.refs}
+    used = {r.root for r in info.refs} | {root for root, _ in info.dynamic}
     for n in tree.find_all(nodes.Name):
         if n.name in ROOTS and n.name in undeclared and n.name not in used:
             info.refs.append(Reference(n.name, None, n.lineno))
             used.add(n.name)
     return info
+
+
+def _undeclared(tree: Any, nodes: Any) -> set[str]:
+    """Names a template reads but never assigns: a cheap stand-in for
+    ``jinja2.meta.find_undeclared_variables``, which runs the whole code generator."""
+    names = list(tree.find_all(nodes.Name))
+    assigned = {n.name for n in names if n.ctx in ("store", "param")}
+    if any(True for _ in tree.find_all(nodes.For)):
+        assigned.add("loop")
+    if any(True for _ in tree.find_all((nodes.Macro, nodes.CallBlock))):
+        assigned |= {"caller", "varargs", "kwargs"}
+    return {n.name for n in names if n.ctx == "load" and n.name not in assigned}
 
 
 def iter_templates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
