@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from .errors import PlanError, Problem, SpecError
 from .loader import FlowFile, display_path, load_file
-from .spec import BUILTIN_TOOLS, Flow, Step
+from .spec import BUILTIN_TOOLS, Flow, FlowTool, McpTool, Step, tool_kind
 from .templating import analyze, iter_templates
 
 # keys whose string values are data, not templates
@@ -191,11 +191,38 @@ class _Checker:
             if isinstance(ref, str) and ref not in self.flow.tools and ref not in BUILTIN_TOOLS:
                 self.add(("steps", sid, "tools", i), f"unknown tool {ref!r}",
                          _suggest(ref, [*self.flow.tools, *BUILTIN_TOOLS]))
+            elif isinstance(ref, FlowTool):
+                self._subflow(("steps", sid, "tools", i, "flow"), ref.flow, None, None)
         if step.kind != "responses":
             for key in ("tools", "output_schema", "files", "continue", "tool_choice"):
                 if key in raw:
                     self.add(("steps", sid, key), f"{key!r} applies to model steps (input:), "
                              f"not to a {step.kind} step", key=True)
+        else:
+            self._tool_choice(sid, step)
+
+    def _tool_choice(self, sid: str, step: Step) -> None:
+        """``tool_choice: NAME`` must name one of the step's tools (when all are named)."""
+        choice = step.tool_choice
+        if choice is None or choice in ("auto", "none", "required"):
+            return
+        if not step.tools or not all(isinstance(r, str) for r in step.tools):
+            if not step.tools:
+                self.add(("steps", sid, "tool_choice"), f"tool_choice {choice!r} but the step has "
+                         "no tools", "add the tool to the step's tools:")
+            return
+        names: set[str] = set()
+        for ref in step.tools:
+            names.add(ref)
+            tool = self.flow.tools.get(ref)
+            if tool is not None:
+                if tool_kind(tool) in BUILTIN_TOOLS:
+                    names.add(tool_kind(tool) or ref)
+                if isinstance(tool, McpTool):
+                    names.add(tool.server_label or ref)
+        if choice not in names:
+            self.add(("steps", sid, "tool_choice"), f"tool_choice {choice!r} is not one of the "
+                     "step's tools", _suggest(choice, sorted(names)))
 
     def tool_defs(self) -> None:
         raw_tools = self.ff.data.get("tools", {})

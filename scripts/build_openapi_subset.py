@@ -19,7 +19,11 @@ from pathlib import Path
 
 import yaml
 
-ROOTS = ("CreateResponse", "Response", "ResponseStreamEvent", "ResponseItemList", "ErrorResponse", "Error")
+ROOTS = (
+    "CreateResponse", "Response", "ResponseStreamEvent", "ResponseItemList", "ErrorResponse", "Error",
+    "OpenAIFile", "ContainerResource", "ContainerListResource", "ContainerFileResource",
+    "ContainerFileListResource",
+)
 REF_PREFIX = "#/components/schemas/"
 DROP_KEYS = {"description", "example", "examples", "title", "deprecated", "externalDocs"}
 # Maps whose keys are names (property names, definitions), not JSON-Schema keywords.

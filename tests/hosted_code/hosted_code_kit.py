@@ -26,7 +26,6 @@ from flowrun.run_inputs import resolve_inputs
 from flowrun.runner import RunResult, run_plan
 
 REPO = Path(__file__).resolve().parents[2]
-FULL_SPEC = REPO.parent / "shared" / "specs" / "openai-openapi.yml"
 
 
 class Emu:
@@ -118,22 +117,7 @@ def _subset_validator(name: str) -> Draft202012Validator:
     return _validator(doc, "urn:test:hosted-code-subset", name)
 
 
-@lru_cache(maxsize=1)
-def _full_spec() -> dict[str, Any]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with FULL_SPEC.open() as fh:
-        spec = yaml.load(fh, Loader=loader)
-    return {"components": {"schemas": spec["components"]["schemas"]}}
-
-
-@lru_cache(maxsize=None)
-def _full_validator(name: str) -> Draft202012Validator:
-    return _validator(_full_spec(), "urn:test:hosted-code-full", name)
-
-
-def assert_conforms(name: str, instance: Any, full_spec: bool = False) -> None:
-    val = _full_validator(name) if full_spec else _subset_validator(name)
+def assert_conforms(name: str, instance: Any) -> None:
+    val = _subset_validator(name)
     errors = [f"{list(e.absolute_path)}: {e.message[:300]}" for e in val.iter_errors(instance)]
     assert not errors, f"{name} does not conform:\n" + "\n".join(errors)

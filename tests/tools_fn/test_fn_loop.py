@@ -3,6 +3,8 @@ Python, command and sub-flow tools. The emulator's journal shows what went over 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import sys
@@ -615,15 +617,19 @@ def test_cwd_independent(tmp_path, emu, monkeypatch):
 
 
 def test_tool_choice_must_name_a_tool_of_the_step(tmp_path, emu):
+    """Caught when the flow is checked, before any request, with a suggestion."""
+    from flowrun.errors import PlanError
+
     setup(tmp_path)
-    result = run_flow(tmp_path, emu, flow("""
+    with pytest.raises(PlanError) as caught:
+        run_flow(tmp_path, emu, flow("""
   ask:
     input: go
     tools: [weather, counter]
     tool_choice: wether
 """))
-    assert result.status == "failed"
-    assert record(result)["steps"]["ask"]["error"] == (
-        "tool_choice 'wether' is not one of this step's tools (weather, counter); "
-        "use auto, none, required or one of those names")
+    (problem,) = caught.value.problems
+    assert problem.message == "tool_choice 'wether' is not one of the step's tools"
+    assert problem.hint == "did you mean 'weather'?"
+    assert problem.path == ("steps", "ask", "tool_choice")
     assert emu.posts() == []
