@@ -117,6 +117,10 @@ class StepContext:
     def save_response(self, response: dict[str, Any]) -> None:
         self.run.store.save_response(self.key, response)
 
+    def notice(self, message: str) -> None:
+        """Tell the user something worth keeping (secrets masked)."""
+        self.run.hooks.on_notice(self.key, self.run.redactor.text(message))
+
     def status(self, status: str, detail: str | None = None) -> None:
         self.run.hooks.on_step_status(self.key, status, detail, self.result.usage)
 

@@ -15,8 +15,20 @@ class RunHooks:
                        usage: dict[str, int] | None = None) -> None:
         """A step changed status: running, succeeded, failed, skipped, cancelled, retrying."""
 
+    def on_notice(self, step_key: str, message: str) -> None:
+        """Something the user should see and keep (a denied approval, a blocked page)."""
+
     def on_text_delta(self, step_key: str, delta: str) -> None:
         """A streamed text delta arrived for a step (``stream: true``)."""
 
     def on_run_end(self, result: Any) -> None:
         """The run finished (any status); ``result`` is the :class:`RunResult`."""
+
+
+class StderrNotices(RunHooks):
+    """For ``--json`` runs: stdout stays one JSON object; notices go to stderr."""
+
+    def on_notice(self, step_key: str, message: str) -> None:
+        import sys
+
+        sys.stderr.write(f"{step_key}: {message}\n")

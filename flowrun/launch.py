@@ -69,7 +69,9 @@ def launch(
     cfg = resolve_provider(provider, plan.flow.provider, base_url)
     if interactive is None:
         interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
-    hooks = None
+    from .hooks import StderrNotices
+
+    hooks: Any = StderrNotices()
     if not as_json:
         from .view import LiveView
 

@@ -89,6 +89,9 @@ class LiveView(RunHooks):
                                + (f" [dim]{row['detail']}[/]" if row["detail"] else ""))
         self._refresh()
 
+    def on_notice(self, step_key: str, message: str) -> None:
+        self.console.print(f"[yellow]! {step_key}:[/] {message}", markup=True, highlight=False)
+
     def on_text_delta(self, step_key: str, delta: str) -> None:
         base = step_key.split(".", 1)[0]
         row = self.rows.setdefault(base, {"status": "running"})

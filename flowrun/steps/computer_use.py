@@ -353,6 +353,10 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
             note = _note(events)
             if note:
                 notes.append(note)
+            for e in events:
+                if e["kind"] == "blocked":
+                    sc.notice(f"blocked {'navigation' if e.get('navigation') else 'request'} to "
+                              f"{origin(e['url'])} (not in allowed_domains)")
         follow_up = outputs + [{"role": "user", "content": [{"type": "input_text", "text": n}]}
                                for n in notes]
         conversation.extend(follow_up)

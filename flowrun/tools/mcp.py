@@ -161,6 +161,7 @@ async def answer_approval(sc: Any, item: dict[str, Any], response: dict[str, Any
     }
     if message:
         entry["message"] = message
+        sc.notice(message)
     sc.result.approvals.append(entry)
     sc.status("running", message or f"approved MCP call {label}.{tool_name} ({decided_by})")
 

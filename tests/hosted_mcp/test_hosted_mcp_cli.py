@@ -111,3 +111,17 @@ def test_the_example_flow_runs_on_the_emulator_against_the_example_server(tmp_pa
     assert token not in proc.stdout + proc.stderr
     for path, text in files_text(Path(out["run_dir"])).items():
         assert token not in text, path
+
+
+def test_a_default_denial_is_shown_on_stderr_and_stdout_stays_json(tmp_path, emu, docs):
+    emu.script({"steps": {"ask": [
+        {"mcp_call": {"server_label": "docs", "name": "fetch_page", "arguments": {"page": "intro"}}},
+        {"text": "I could not read the page."}]}})
+    flow = write_flow(tmp_path, docs_flow(docs.url))  # no approve: policy, not interactive
+    proc = flowrun(["run", str(flow), "--json", "--provider", "emulator", "--base-url", emu.base_url,
+                    "--run-dir", str(tmp_path / "runs")], tmp_path, env={"DOCS_TOKEN": TOKEN})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "succeeded"
+    assert "ask: denied MCP call 'fetch_page' on 'docs'" in proc.stderr
+    assert "--interactive" in proc.stderr
+    assert docs.called("fetch_page") == []
