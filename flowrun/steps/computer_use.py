@@ -37,7 +37,7 @@ from ..context import StepContext
 from ..errors import ExecutionError, FlowrunError, OutputError, ToolLoopLimit
 from ..output import output_text, reasoning_summary, refusal
 from ..spec import SafetyAcknowledge
-from .responses import ENCRYPTED_REASONING, call_model
+from .responses import as_input, call_model, state_params
 
 RECORD_KEY = "computer_use"
 DEFAULT_INSTRUCTIONS = (
@@ -167,30 +167,8 @@ def _request(sc: StepContext, tool: dict[str, Any]) -> dict[str, Any]:
         value = getattr(step, name)
         if value is not None:
             req[name] = value
-    store = sc.param("store")
-    if store is not None:
-        req["store"] = store
-    include = list(step.include)
-    if store is False and ENCRYPTED_REASONING not in include:
-        include.append(ENCRYPTED_REASONING)
-    if include:
-        req["include"] = include
-    metadata = {k: sc.render(v) for k, v in step.metadata.items()}
-    metadata["flowrun_step"] = sc.step_id
-    if "index" in sc.loop:
-        metadata["flowrun_item"] = str(sc.loop["index"])
-    req["metadata"] = metadata
+    req.update(state_params(sc))
     return req
-
-
-def _as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for item in items:
-        item = {k: v for k, v in item.items() if v is not None}
-        if item.get("type") == "reasoning" and "encrypted_content" not in item:
-            continue
-        out.append(item)
-    return out
 
 
 def _note(events: list[dict[str, Any]]) -> str | None:
@@ -294,7 +272,7 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
         result.response_ids.append(response["id"])
         result.add_usage(response.get("usage"))
         produced = response.get("output") or []
-        conversation.extend(_as_input(produced))
+        conversation.extend(as_input(produced))
         summary = reasoning_summary(response)
         if summary:
             summaries.append(summary)

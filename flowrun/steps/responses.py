@@ -25,6 +25,26 @@ ENCRYPTED_REASONING = "reasoning.encrypted_content"
 MAX_STREAM_RESUMES = 5
 
 
+def state_params(sc: StepContext) -> dict[str, Any]:
+    """``store``, ``include`` and ``metadata`` (with the step id the emulator's scripts
+    key on) - shared by every step kind that calls the model."""
+    out: dict[str, Any] = {}
+    store = sc.param("store")
+    if store is not None:
+        out["store"] = store
+    include = list(sc.step.include)
+    if store is False and ENCRYPTED_REASONING not in include:
+        include.append(ENCRYPTED_REASONING)
+    if include:
+        out["include"] = include
+    metadata = {k: sc.render(v) for k, v in sc.step.metadata.items()}
+    metadata["flowrun_step"] = sc.step_id
+    if "index" in sc.loop:
+        metadata["flowrun_item"] = str(sc.loop["index"])
+    out["metadata"] = metadata
+    return out
+
+
 def base_request(sc: StepContext, tools: list[dict[str, Any]]) -> dict[str, Any]:
     """Request parameters shared by every turn of the step."""
     step = sc.step
@@ -39,19 +59,7 @@ def base_request(sc: StepContext, tools: list[dict[str, Any]]) -> dict[str, Any]
     reasoning = sc.param("reasoning")
     if reasoning is not None:
         req["reasoning"] = reasoning.model_dump(exclude_none=True)
-    store = sc.param("store")
-    if store is not None:
-        req["store"] = store
-    include = list(step.include)
-    if store is False and ENCRYPTED_REASONING not in include:
-        include.append(ENCRYPTED_REASONING)
-    if include:
-        req["include"] = include
-    metadata = {k: sc.render(v) for k, v in step.metadata.items()}
-    metadata["flowrun_step"] = sc.step_id
-    if "index" in sc.loop:
-        metadata["flowrun_item"] = str(sc.loop["index"])
-    req["metadata"] = metadata
+    req.update(state_params(sc))
     if step.output_schema is not None:
         req["text"] = text_format(sc.step_id, step.output_schema)
     if tools:
@@ -83,7 +91,7 @@ def _tool_choice(sc: StepContext, choice: str, tools: list[dict[str, Any]]) -> A
     )
 
 
-def _as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Output items made fit to send back as input items."""
     out = []
     for item in items:
@@ -220,7 +228,7 @@ async def execute(sc: StepContext) -> None:
         sc.status("running")
         produced = response.get("output") or []
         output_items.extend(produced)
-        conversation.extend(_as_input(produced))
+        conversation.extend(as_input(produced))
         follow_up = await handle_items(sc, response)
         if not follow_up:
             break
