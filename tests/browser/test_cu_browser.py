@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flowkit import record
+
 from flowrun.emulator.computer import png_size
 
 W, H = 400, 300
@@ -38,8 +40,7 @@ def computer(action: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 def step_record(result: Any, step: str = "browse") -> dict[str, Any]:
-    record = json.loads((result.run_dir / "record.json").read_text())
-    return record["steps"][step]
+    return record(result)["steps"][step]
 
 
 def decode(output: dict[str, Any]) -> bytes:
@@ -64,7 +65,7 @@ def test_form_is_filled_and_submitted(driver, emu, site, tmp_path):
     assert result.outputs["said"] == "Signed up as Ada Lovelace."
     assert site.posts == [{"path": "/submit", "fields": {"name": "Ada Lovelace"}}]
 
-    posts = emu.posts("browse")
+    posts = emu.bodies("browse")
     assert len(posts) == 4
     first = posts[0]
     assert first["model"] == "computer-use-preview"
@@ -113,7 +114,7 @@ def test_click_opening_a_new_tab_switches_to_it(driver, emu, site, tmp_path):
     assert result.status == "succeeded", result.error
     outputs = emu.outputs("browse")
     assert [o["current_url"] for o in outputs] == [site.origin + "/second"] * 2
-    posts = emu.posts("browse")
+    posts = emu.bodies("browse")
     note = posts[1]["input"][1]["content"][0]["text"]
     assert note.startswith("[flowrun] ") and "switched to another tab" in note
     assert step_record(result)["computer_use"]["timeline"][1]["events"][0]["kind"] == "tab"
@@ -220,7 +221,7 @@ def test_download_is_saved_in_the_run_directory(driver, emu, site, tmp_path):
     assert saved.read_text() == "quarterly numbers\n"
     assert saved.parent == result.run_dir / "artifacts" / "browse"
     assert rec["files"] == [str(saved)]
-    note = emu.posts("browse")[1]["input"][1]["content"][0]["text"]
+    note = emu.bodies("browse")[1]["input"][1]["content"][0]["text"]
     assert "report.txt was downloaded" in note
 
 
@@ -243,7 +244,7 @@ def test_navigation_outside_allowed_domains_is_blocked(driver, emu, site, other_
     # the browser stayed on the allowed page, and the model was told
     outputs = emu.outputs("browse")
     assert [o["current_url"] for o in outputs] == [site.origin + "/links"] * 3
-    posts = emu.posts("browse")
+    posts = emu.bodies("browse")
     notes = [p["input"][1]["content"][0]["text"] for p in posts[1:]]
     assert f"Navigation to {other_site.origin} was blocked" in notes[0]
     assert f"Navigation to http://localhost:{site.port} was blocked" in notes[1]
@@ -282,7 +283,7 @@ def test_start_url_outside_allowed_domains_fails_before_the_browser(driver, emu,
                         {"site": site.origin})
     assert result.status == "failed"
     assert "is not in allowed_domains (example.com)" in result.steps["browse"].error
-    assert site.requests == [] and emu.posts() == []
+    assert site.requests == [] and emu.bodies() == []
 
 
 # ---------------------------------------------------------------- safety checks
@@ -373,7 +374,7 @@ def test_unsupported_action_is_reported_to_the_model(driver, emu, site, tmp_path
     emu.script({"steps": {"browse": [computer({"type": "drag", "path": [{"x": 1, "y": 1}]}), {"text": "ok"}]}})
     result = driver.run(tmp_path, emu, flow(), {"site": site.origin})
     assert result.status == "succeeded", result.error
-    note = emu.posts("browse")[1]["input"][1]["content"][0]["text"]
+    note = emu.bodies("browse")[1]["input"][1]["content"][0]["text"]
     assert "drag" in note and "failed" in note and "at least two points" in note
 
 
@@ -393,7 +394,7 @@ def test_streamed_turns(driver, emu, site, tmp_path):
                         {"site": site.origin})
     assert result.status == "succeeded", result.error
     assert result.outputs["said"] == "streamed"
-    assert all(p.get("stream") is True for p in emu.posts("browse"))
+    assert all(p.get("stream") is True for p in emu.bodies("browse"))
 
 
 def test_store_false_resends_the_conversation(driver, emu, site, tmp_path):
@@ -405,7 +406,7 @@ def test_store_false_resends_the_conversation(driver, emu, site, tmp_path):
     result = driver.run(tmp_path, emu, flow().replace("    computer_use:", "    store: false\n        computer_use:"),
                         {"site": site.origin})
     assert result.status == "succeeded", result.error
-    posts = emu.posts("browse")
+    posts = emu.bodies("browse")
     assert all("previous_response_id" not in p and p["store"] is False for p in posts)
     assert posts[0]["include"] == ["reasoning.encrypted_content"]
     assert [i.get("type", "message") for i in posts[2]["input"]] == [

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 
 import openai
 import pytest
+from flowkit import png_bytes
 
 from flowrun.emulator.conformance import problems
 from flowrun.emulator.script import ScriptError, parse_script
@@ -21,24 +20,13 @@ CHECK = {"id": "cs_9", "code": "malicious_instructions", "message": "Suspicious 
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    """A solid red PNG screenshot."""
+    return png_bytes(width, height, (255, 0, 0))
 
 
 def shot(data: bytes | None = None) -> dict:
     return {"type": "computer_screenshot",
             "image_url": "data:image/png;base64," + base64.b64encode(data or png()).decode()}
-
-
-@pytest.fixture
-def client(_cu_server, emu):
-    with openai.OpenAI(base_url=_cu_server.base_url, api_key="test", max_retries=0) as c:
-        yield c
 
 
 def first_call(client, emu, *, checks=None) -> tuple[dict, dict]:

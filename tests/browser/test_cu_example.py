@@ -9,10 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from flowkit import EXAMPLES
 
 from flowrun.emulator.script import load_script
-
-EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -41,6 +40,6 @@ def test_browser_check_example_runs_on_the_emulator(driver, emu, example_site, t
     outputs = emu.outputs("check")
     assert [o["current_url"] for o in outputs] == [example_site + "/press.html"] * 2
     # the first screenshot, at 1024x768, went with the task
-    first = emu.posts("check")[0]["input"][0]["content"]
+    first = emu.bodies("check")[0]["input"][0]["content"]
     assert first[0]["text"].startswith("Find the newest press release")
     assert [e["width"] for e in emu.log()] == [1024, 1024]

@@ -1,26 +1,11 @@
-"""Fixtures: one emulator server for the session, reset before each test over HTTP."""
+"""Fixtures: the session emulator (``emulator_server``, from tests/conftest.py), reset
+before each test over HTTP, and clients on it."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 import pytest_asyncio
-
-REPO = Path(__file__).resolve().parents[2]
-for _path in (REPO, Path(__file__).resolve().parent):  # flowrun, and emulator_helpers for any import mode
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from flowrun.emulator import EmulatorServer  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def emulator_server():
-    with EmulatorServer(background_delay_ms=30) as server:
-        yield server
 
 
 @pytest.fixture

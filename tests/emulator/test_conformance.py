@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from emulator_helpers import REPO, SUBSET, assert_conforms, parse_sse
+from flowkit import REPO, SUBSET, assert_conforms, parse_sse
 
 SPEC = REPO.parent / "shared" / "specs" / "openai-openapi.yml"
 SCHEMAS = json.loads(SUBSET.read_text())["components"]["schemas"]

@@ -62,13 +62,18 @@ def test_bad_fault_body(http):
     assert http.post("/_emulator/faults", json={"latency": 5}).status_code == 400
 
 
-@pytest.mark.asyncio
-async def test_latency_is_non_blocking(server, http):
-    http.post("/_emulator/faults", json={"latency_ms": 200}).raise_for_status()
+async def _burst(server, http, n: int, latency_ms: int):
+    """``n`` concurrent requests under a latency fault: the responses and the seconds taken."""
+    http.post("/_emulator/faults", json={"latency_ms": latency_ms}).raise_for_status()
     async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as c:
         start = time.monotonic()
-        results = await asyncio.gather(*(c.responses.create(model="m", input=f"q{i}") for i in range(20)))
-        elapsed = time.monotonic() - start
+        results = await asyncio.gather(*(c.responses.create(model="m", input=f"q{i}") for i in range(n)))
+        return results, time.monotonic() - start
+
+
+@pytest.mark.asyncio
+async def test_latency_is_non_blocking(server, http):
+    results, elapsed = await _burst(server, http, 20, latency_ms=200)
     assert sorted(r.output_text for r in results) == sorted(f"[emulator] turn 1: q{i}" for i in range(20))
     assert 0.2 <= elapsed < 1.0  # 20 x 200 ms in parallel, not in series
 
@@ -87,10 +92,6 @@ def test_from_env():
 
 @pytest.mark.asyncio
 async def test_hundred_concurrent_requests_with_latency(server, http):
-    http.post("/_emulator/faults", json={"latency_ms": 100}).raise_for_status()
-    async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as c:
-        start = time.monotonic()
-        results = await asyncio.gather(*(c.responses.create(model="m", input=f"q{i}") for i in range(100)))
-        elapsed = time.monotonic() - start
+    results, elapsed = await _burst(server, http, 100, latency_ms=100)
     assert len({r.id for r in results}) == 100
     assert 0.1 <= elapsed < 3.0

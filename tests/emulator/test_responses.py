@@ -5,7 +5,7 @@ import json
 
 import openai
 import pytest
-from emulator_helpers import assert_conforms
+from flowkit import assert_conforms
 from pydantic import BaseModel
 
 

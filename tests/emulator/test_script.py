@@ -6,7 +6,7 @@ import time
 
 import openai
 import pytest
-from emulator_helpers import assert_conforms
+from flowkit import assert_conforms
 
 from flowrun.emulator import Emulator, EmulatorServer, ScriptError, load_script as load_file
 

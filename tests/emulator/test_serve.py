@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import httpx2
-from emulator_helpers import REPO
+from flowkit import REPO
 
 
 def test_serve_in_subprocess(tmp_path):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from hosted_code_kit import PNG_CODE, assert_conforms, png_bytes
+from flowkit import assert_conforms, png_bytes
+from hosted_code_kit import PNG_CODE
 
 from flowrun.emulator import sandbox
 from flowrun.emulator.script import ScriptError, parse_script
@@ -98,25 +99,19 @@ def test_script_payloads():
 # --------------------------------------------------------------------------- over HTTP
 
 
-@pytest.fixture
-def sdk(emu):
-    with openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0) as client:
-        yield client
-
-
-def _create(sdk, tools, step="s", **kw):
+def _create(client, tools, step="s", **kw):
     """POST /responses through the SDK; the raw JSON the emulator answered."""
-    raw = sdk.responses.with_raw_response.create(model="gpt-4.1", input="go", tools=tools,
+    raw = client.responses.with_raw_response.create(model="gpt-4.1", input="go", tools=tools,
                                                  metadata={"flowrun_step": step}, **kw)
     return json.loads(raw.text)
 
 
-def test_response_items_and_container_objects_conform(emu, sdk):
-    upload = sdk.files.create(file=("in.csv", b"n\n2\n3\n"), purpose="user_data")
+def test_response_items_and_container_objects_conform(emu, client):
+    upload = client.files.create(file=("in.csv", b"n\n2\n3\n"), purpose="user_data")
     emu.script({"steps": {"s": [{"code": PNG_CODE + "png('/mnt/data/p.png', 3, 2, (1, 2, 3))\n"
                                           "print(sum(int(x) for x in open('/mnt/data/in.csv').read().split()[1:]))\n"
                                           "open('/mnt/data/r.txt', 'w').write('r')\n"}]}})
-    body = _create(sdk, [{"type": "code_interpreter",
+    body = _create(client, [{"type": "code_interpreter",
                           "container": {"type": "auto", "file_ids": [upload.id], "memory_limit": "1g"}}],
                    include=["code_interpreter_call.outputs"])
     assert_conforms("Response", body)
@@ -136,26 +131,26 @@ def test_response_items_and_container_objects_conform(emu, sdk):
             f"[{ann['filename']}](sandbox:/mnt/data/{ann['filename']})"
 
     cid = call["container_id"]
-    container = json.loads(sdk.containers.with_raw_response.retrieve(cid).text)
+    container = json.loads(client.containers.with_raw_response.retrieve(cid).text)
     assert_conforms("ContainerResource", container)
     assert container["memory_limit"] == "1g" and container["status"] == "running"
-    listing = json.loads(sdk.containers.files.with_raw_response.list(cid, order="asc").text)["data"]
+    listing = json.loads(client.containers.files.with_raw_response.list(cid, order="asc").text)["data"]
     for f in listing:
         assert_conforms("ContainerFileResource", f)
     assert [(f["path"], f["source"]) for f in listing] == [
         ("/mnt/data/in.csv", "user"), ("/mnt/data/p.png", "assistant"), ("/mnt/data/r.txt", "assistant")]
     by_path = {f["path"]: f for f in listing}
-    content = sdk.containers.files.content.retrieve(by_path["/mnt/data/in.csv"]["id"], container_id=cid)
+    content = client.containers.files.content.retrieve(by_path["/mnt/data/in.csv"]["id"], container_id=cid)
     assert content.content == b"n\n2\n3\n"
 
 
-def test_list_pages_and_raw_shapes(emu, sdk):
+def test_list_pages_and_raw_shapes(emu, client):
     import httpx2
 
-    c1 = sdk.containers.create(name="one")
-    c2 = sdk.containers.create(name="two", memory_limit="4g")
+    c1 = client.containers.create(name="one")
+    c2 = client.containers.create(name="two", memory_limit="4g")
     for i in range(3):
-        sdk.containers.files.create(c1.id, file=(f"f{i}.txt", f"{i}".encode()))
+        client.containers.files.create(c1.id, file=(f"f{i}.txt", f"{i}".encode()))
     with httpx2.Client(base_url=emu.base_url) as http:
         page = http.get("/containers", params={"limit": 1}).json()
         assert_conforms("ContainerListResource", page)
@@ -171,49 +166,49 @@ def test_list_pages_and_raw_shapes(emu, sdk):
         assert missing.status_code == 404 and "cntr_nope" in missing.json()["error"]["message"]
         assert http.post("/containers", json={}).status_code == 400
     # the SDK pages through everything
-    assert [f.path for f in sdk.containers.files.list(c1.id, order="asc", limit=1)] == [
+    assert [f.path for f in client.containers.files.list(c1.id, order="asc", limit=1)] == [
         "/mnt/data/f0.txt", "/mnt/data/f1.txt", "/mnt/data/f2.txt"]
-    fid = next(iter(sdk.containers.files.list(c1.id))).id
-    sdk.containers.files.delete(fid, container_id=c1.id)
-    assert len(list(sdk.containers.files.list(c1.id))) == 2
-    deleted = sdk.containers.delete(c2.id)
+    fid = next(iter(client.containers.files.list(c1.id))).id
+    client.containers.files.delete(fid, container_id=c1.id)
+    assert len(list(client.containers.files.list(c1.id))) == 2
+    deleted = client.containers.delete(c2.id)
     assert deleted is None or getattr(deleted, "deleted", True)
     with pytest.raises(openai.NotFoundError):
-        sdk.containers.retrieve(c2.id)
+        client.containers.retrieve(c2.id)
 
 
-def test_container_created_with_file_ids_and_used_by_id(emu, sdk):
-    upload = sdk.files.create(file=("nums.txt", b"1 2 3 4"), purpose="user_data")
-    container = sdk.containers.create(name="mine", file_ids=[upload.id])
+def test_container_created_with_file_ids_and_used_by_id(emu, client):
+    upload = client.files.create(file=("nums.txt", b"1 2 3 4"), purpose="user_data")
+    container = client.containers.create(name="mine", file_ids=[upload.id])
     emu.script({"steps": {"s": [{"code": "print(sum(map(int, open('/mnt/data/nums.txt').read().split())))"}]}})
-    body = _create(sdk, [{"type": "code_interpreter", "container": container.id}])
+    body = _create(client, [{"type": "code_interpreter", "container": container.id}])
     call = body["output"][0]
     assert call["container_id"] == container.id
     assert call["outputs"] is None  # not included in the request
     assert body["output"][1]["content"][0]["text"] == "[emulator] code output:\n10"
 
 
-def test_auto_container_is_reused_through_previous_response_id(emu, sdk):
+def test_auto_container_is_reused_through_previous_response_id(emu, client):
     emu.script({"steps": {"s": [{"code": "open('/mnt/data/k.txt', 'w').write('k')"},
                                 {"code": "import os; print(os.listdir('.'))"}]}})
     tools = [{"type": "code_interpreter", "container": {"type": "auto"}}]
-    first = _create(sdk, tools)
-    second = _create(sdk, tools, previous_response_id=first["id"], include=["code_interpreter_call.outputs"])
+    first = _create(client, tools)
+    second = _create(client, tools, previous_response_id=first["id"], include=["code_interpreter_call.outputs"])
     assert first["output"][0]["container_id"] == second["output"][0]["container_id"]
     assert second["output"][0]["outputs"][0]["logs"] == "['k.txt']\n"
     # without the history, a new container
-    third = _create(sdk, tools)
+    third = _create(client, tools)
     assert third["output"][0]["container_id"] != first["output"][0]["container_id"]
 
 
-def test_errors_a_flow_author_would_hit(emu, sdk):
+def test_errors_a_flow_author_would_hit(emu, client):
     emu.script({"steps": {"s": [{"code": "print(1)"}]}})
     with pytest.raises(openai.BadRequestError, match="no code_interpreter tool"):
-        _create(sdk, [])
+        _create(client, [])
     with pytest.raises(openai.BadRequestError, match="Container with id 'cntr_gone' not found"):
-        _create(sdk, [{"type": "code_interpreter", "container": "cntr_gone"}])
+        _create(client, [{"type": "code_interpreter", "container": "cntr_gone"}])
     with pytest.raises(openai.BadRequestError, match="File with id 'file-nope' not found"):
-        _create(sdk, [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-nope"]}}])
+        _create(client, [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-nope"]}}])
 
 
 def test_streamed_code_call_events_conform(emu):
@@ -251,8 +246,8 @@ def body_code(events):
     return next(e["code"] for e in events if e["type"] == "response.code_interpreter_call_code.done")
 
 
-def test_reset_removes_container_directories(emu, sdk):
-    container = sdk.containers.create(name="temp")
+def test_reset_removes_container_directories(emu, client):
+    container = client.containers.create(name="temp")
     store = emu.server.emulator._container_store
     root = store.get(container.id).root
     assert root.is_dir()

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-FLOW = REPO / "examples" / "flows" / "data-analysis.yaml"
-SALES = REPO / "examples" / "flows" / "data" / "sales.csv"
+from flowkit import EXAMPLES, flowrun_cli
+
+FLOW = EXAMPLES / "data-analysis.yaml"
+SALES = EXAMPLES / "data" / "sales.csv"
 
 
 def test_data_analysis_example_runs_on_the_emulator(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "FLOWRUN_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", "run", str(FLOW), "--provider", "emulator", "--json",
-         "--run-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=60,
-    )
+    proc = flowrun_cli("run", str(FLOW), "--provider", "emulator", "--json", "--run-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     out = json.loads(proc.stdout)
     assert out["status"] == "succeeded"

@@ -9,7 +9,8 @@ import io
 import time
 from pathlib import Path
 
-from hosted_code_kit import PNG_CODE, png_bytes, record, run_flow
+from flowkit import png_bytes, record, run_flow
+from hosted_code_kit import PNG_CODE
 
 from flowrun.providers import ProviderConfig
 

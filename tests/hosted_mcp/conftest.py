@@ -1,12 +1,15 @@
-"""Fixtures: one real MCP server and one emulator on loopback for the session."""
+"""Fixtures: one real MCP server on loopback for the session, and this area's own session
+emulator on the emulator's default settings (``background_delay_ms`` 50), as these tests
+have always run (``emu`` itself comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from flowrun.emulator import EmulatorServer
-from hosted_mcp_kit import TOKEN, Emu  # type: ignore[import-not-found]
+from flowkit import emulator_fixture
+from hosted_mcp_kit import TOKEN  # type: ignore[import-not-found]
 from mcp_docs_fixture import DocsServer  # type: ignore[import-not-found]
+
+emulator_server = emulator_fixture()
 
 
 @pytest.fixture(scope="session")
@@ -20,20 +23,6 @@ def _docs_server():
 def docs(_docs_server):
     _docs_server.clear()
     return _docs_server
-
-
-@pytest.fixture(scope="session")
-def _emulator():
-    with EmulatorServer() as server:
-        yield server
-
-
-@pytest.fixture
-def emu(_emulator):
-    handle = Emu(_emulator)
-    handle.reset()
-    yield handle
-    handle.reset()
 
 
 @pytest.fixture

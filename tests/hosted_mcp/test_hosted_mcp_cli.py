@@ -4,23 +4,12 @@ local MCP server. Nothing the CLI prints or writes may contain the bearer token.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hosted_mcp_kit import TOKEN, docs_flow, files_text, write_flow  # type: ignore[import-not-found]
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def flowrun(args: list[str], cwd: Path, stdin: str = "", env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWRUN_", "OPENAI_", "AZURE_"))}
-    environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "flowrun.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=90, cwd=cwd, env=environ)
+from flowkit import EXAMPLES, REPO, files_text, flowrun_cli, write_flow
+from hosted_mcp_kit import TOKEN, docs_flow  # type: ignore[import-not-found]
 
 
 @pytest.mark.parametrize("answer", ["y", "n"])
@@ -31,9 +20,9 @@ def test_interactive_approval_through_stdin(tmp_path, emu, docs, answer):
         {"mcp_call": {"server_label": "docs", "name": "fetch_page", "arguments": {"page": page}}},
         {"text": "Here is the page."}]}})
     flow = write_flow(tmp_path, docs_flow(docs.url))  # no approve: policy
-    proc = flowrun(["run", str(flow), "--interactive", "--json", "--provider", "emulator",
-                    "--base-url", emu.base_url, "--run-dir", str(tmp_path / "runs")],
-                   tmp_path, stdin=answer + "\n", env={"DOCS_TOKEN": TOKEN})
+    proc = flowrun_cli("run", str(flow), "--interactive", "--json", "--provider", "emulator",
+                       "--base-url", emu.base_url, "--run-dir", str(tmp_path / "runs"),
+                       cwd=tmp_path, input=answer + "\n", env={"DOCS_TOKEN": TOKEN})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # exactly one JSON object
     assert out["status"] == "succeeded" and out["steps"]["ask"]["status"] == "succeeded"
@@ -71,8 +60,8 @@ def test_a_wrong_token_is_a_clear_cli_error(tmp_path, emu, docs):
     wrong = "tok-wrong-99887766"
     emu.script({"steps": {"ask": [{"mcp_call": {"name": "search_docs", "arguments": {"query": "x"}}}]}})
     flow = write_flow(tmp_path, docs_flow(docs.url, approve="all"))
-    proc = flowrun(["run", str(flow), "--provider", "emulator", "--base-url", emu.base_url,
-                    "--run-dir", str(tmp_path / "runs")], tmp_path, env={"DOCS_TOKEN": wrong})
+    proc = flowrun_cli("run", str(flow), "--provider", "emulator", "--base-url", emu.base_url,
+                       "--run-dir", str(tmp_path / "runs"), cwd=tmp_path, env={"DOCS_TOKEN": wrong})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     shown = " ".join(proc.stderr.split())  # the terminal view wraps long lines
@@ -91,10 +80,10 @@ def test_the_example_flow_runs_on_the_emulator_against_the_example_server(tmp_pa
     token = "example-token-5f4e3d"
     server = DocsExample(token, port=0).start()
     try:
-        flow = REPO / "examples" / "flows" / "mcp-docs.yaml"
-        proc = flowrun(["run", str(flow), "--json", "--provider", "emulator", "-i", f"docs_url={server.url}",
-                        "-i", "question=How do I rotate an API key?", "--run-dir", str(tmp_path / "runs")],
-                       tmp_path, env={"DOCS_MCP_TOKEN": token})
+        flow = EXAMPLES / "mcp-docs.yaml"
+        proc = flowrun_cli("run", str(flow), "--json", "--provider", "emulator", "-i", f"docs_url={server.url}",
+                           "-i", "question=How do I rotate an API key?", "--run-dir", str(tmp_path / "runs"),
+                           cwd=tmp_path, env={"DOCS_MCP_TOKEN": token})
     finally:
         server.stop()
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -118,8 +107,8 @@ def test_a_default_denial_is_shown_on_stderr_and_stdout_stays_json(tmp_path, emu
         {"mcp_call": {"server_label": "docs", "name": "fetch_page", "arguments": {"page": "intro"}}},
         {"text": "I could not read the page."}]}})
     flow = write_flow(tmp_path, docs_flow(docs.url))  # no approve: policy, not interactive
-    proc = flowrun(["run", str(flow), "--json", "--provider", "emulator", "--base-url", emu.base_url,
-                    "--run-dir", str(tmp_path / "runs")], tmp_path, env={"DOCS_TOKEN": TOKEN})
+    proc = flowrun_cli("run", str(flow), "--json", "--provider", "emulator", "--base-url", emu.base_url,
+                       "--run-dir", str(tmp_path / "runs"), cwd=tmp_path, env={"DOCS_TOKEN": TOKEN})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "succeeded"
     assert "ask: denied MCP call 'fetch_page' on 'docs'" in proc.stderr

@@ -10,7 +10,8 @@ import textwrap
 
 import httpx2
 import pytest
-from hosted_mcp_kit import TOKEN, conforms  # type: ignore[import-not-found]
+from flowkit import parse_sse, spec_errors
+from hosted_mcp_kit import TOKEN  # type: ignore[import-not-found]
 from mcp_docs_fixture import REFUSAL  # type: ignore[import-not-found]
 
 from flowrun.emulator.conformance import load_subset
@@ -20,16 +21,6 @@ from flowrun.tools.mcp import require_approval_param
 SCHEMAS = load_subset()["components"]["schemas"]
 EVENT_SCHEMA = {SCHEMAS[r["$ref"].rsplit("/", 1)[-1]]["properties"]["type"]["enum"][0]: r["$ref"].rsplit("/", 1)[-1]
                 for r in SCHEMAS["ResponseStreamEvent"]["anyOf"]}
-
-
-def parse_sse(text: str) -> list[dict]:
-    events = []
-    for frame in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in frame.splitlines())
-        payload = json.loads(lines["data"])
-        assert lines["event"] == payload["type"]
-        events.append(payload)
-    return events
 
 
 @pytest.fixture
@@ -52,12 +43,12 @@ def post(http, tools, input_, stream=False, **extra):
     r = http.post("/v1/responses", json=body)
     assert r.status_code == 200, r.text
     if not stream:
-        assert conforms("Response", r.json()) == []
+        assert spec_errors("Response", r.json()) == []
         return r.json(), None
     events = parse_sse(r.text)
     for event in events:
-        assert conforms("ResponseStreamEvent", event) == [], event
-        assert conforms(EVENT_SCHEMA[event["type"]], event) == [], event
+        assert spec_errors("ResponseStreamEvent", event) == [], event
+        assert spec_errors(EVENT_SCHEMA[event["type"]], event) == [], event
     assert events[-1]["type"] == "response.completed"
     return events[-1]["response"], [e["type"] for e in events]
 
@@ -101,7 +92,7 @@ def test_approval_round_trip_conforms(http, emu, docs, stream):
                               "response.output_item.done"]
     # the echoed approval answer carries request_id as well (response-side schema)
     items = http.get(f"/v1/responses/{second['id']}/input_items", params={"order": "asc"}).json()
-    assert conforms("ResponseItemList", items) == []
+    assert spec_errors("ResponseItemList", items) == []
     echoed = [i for i in items["data"] if i["type"] == "mcp_approval_response"]
     assert echoed[0]["request_id"] == echoed[0]["approval_request_id"] == request["id"]
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 
-from hosted_mcp_kit import TOKEN, Recorder, conforms, docs_flow, files_text, run_flow  # type: ignore[import-not-found]
+from flowkit import Recorder, files_text, record, run_flow, spec_errors
+from hosted_mcp_kit import TOKEN, docs_flow  # type: ignore[import-not-found]
 from mcp_docs_fixture import REFUSAL  # type: ignore[import-not-found]
 
 FETCH = {"mcp_call": {"server_label": "docs", "name": "fetch_page", "arguments": {"page": "api-keys"}}}
-
-
-def _record(result):
-    return json.loads((result.run_dir / "record.json").read_text())
 
 
 def _no_token_anywhere(result, emu):
@@ -28,7 +25,7 @@ def test_request_carries_the_tool_definition(tmp_path, emu, docs, token_env):
                      approve=["fetch_page"])
     result = run_flow(tmp_path, emu, flow)
     assert result.status == "succeeded", result.to_json()
-    (body,) = emu.posts()
+    (body,) = emu.bodies()
     # the journal masks the credential header; the emulator accepted the body (spec-checked)
     assert body["tools"] == [{
         "type": "mcp", "server_label": "internal_docs", "server_url": docs.url,
@@ -37,7 +34,7 @@ def test_request_carries_the_tool_definition(tmp_path, emu, docs, token_env):
         "require_approval": {"always": {"tool_names": ["fetch_page"]},
                              "never": {"tool_names": ["search_docs"]}},
     }]
-    assert conforms("MCPTool", body["tools"][0]) == []
+    assert spec_errors("MCPTool", body["tools"][0]) == []
     assert docs.calls == []  # nothing called: the model did not use the tool
     _no_token_anywhere(result, emu)
 
@@ -62,13 +59,13 @@ def test_policy_approves_and_the_call_really_runs(tmp_path, emu, docs, token_env
     assert call["output"].startswith("# api-keys\nRotate a key")
     assert call["approval_request_id"] == approval["approval_request_id"]
     # the approval went back chained to the first response
-    first, second = emu.posts()
+    first, second = emu.bodies()
     assert second["previous_response_id"] == step.response_ids[0]
     assert second["input"] == [{"type": "mcp_approval_response", "approve": True,
                                 "approval_request_id": approval["approval_request_id"]}]
-    record = _record(result)["steps"]["ask"]
-    assert record["approvals"][0]["decided_by"] == "policy"
-    assert [c["type"] for c in record["tool_calls"]] == ["mcp_list_tools", "mcp_call"]
+    rec = record(result)["steps"]["ask"]
+    assert rec["approvals"][0]["decided_by"] == "policy"
+    assert [c["type"] for c in rec["tool_calls"]] == ["mcp_list_tools", "mcp_call"]
     _no_token_anywhere(result, emu)
 
 
@@ -81,7 +78,7 @@ def test_policy_denies_tools_not_listed(tmp_path, emu, docs, token_env):
     (approval,) = step.approvals
     assert (approval["decision"], approval["decided_by"]) == ("denied", "policy")
     assert "approve: policy" in approval["message"]
-    answer = emu.posts()[1]["input"][0]
+    answer = emu.bodies()[1]["input"][0]
     assert answer["approve"] is False and answer["reason"]
     assert step.text == "[emulator] mcp results: fetch_page was not approved"
     assert [c["type"] for c in step.tool_calls] == ["mcp_list_tools"]
@@ -109,7 +106,7 @@ def test_no_policy_and_not_interactive_denies_and_says_how_to_allow(tmp_path, em
     message = approval["message"]
     assert "approve: [fetch_page]" in message and "--interactive" in message
     assert message in hooks.details()  # shown as the step's detail in the live view
-    assert _record(result)["steps"]["ask"]["approvals"][0]["message"] == message
+    assert record(result)["steps"]["ask"]["approvals"][0]["message"] == message
 
 
 def test_calls_without_approval_run_in_the_same_response(tmp_path, emu, docs, token_env):
@@ -171,7 +168,7 @@ def test_store_false_resends_the_conversation(tmp_path, emu, docs, token_env):
     result = run_flow(tmp_path, emu, docs_flow(docs.url, approve=["fetch_page"], step="    store: false\n"))
     assert result.status == "succeeded", result.to_json()
     assert len(docs.called("fetch_page")) == 1
-    second = emu.posts()[1]
+    second = emu.bodies()[1]
     assert "previous_response_id" not in second
     kinds = [i.get("type", "message") for i in second["input"]]
     assert kinds == ["message", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response"]
@@ -207,4 +204,4 @@ def test_background_mode_answers_approvals_too(tmp_path, emu, docs, token_env):
     assert result.status == "succeeded", result.to_json()
     assert result.steps["ask"].result.text == "done in the background"
     assert len(docs.called("fetch_page")) == 1
-    assert all(body.get("background") for body in emu.posts())
+    assert all(body.get("background") for body in emu.bodies())

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from flowkit import EXAMPLES, flowrun_cli
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[2]
-FLOWS = REPO / "examples" / "flows"
 
 
 def _run(flow: str, run_dir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "FLOWRUN_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", "run", str(FLOWS / flow), "--provider", "emulator",
-         "--json", "--run-dir", str(run_dir)],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=60,
-    )
+    proc = flowrun_cli("run", str(EXAMPLES / flow), "--provider", "emulator", "--json", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return json.loads(proc.stdout)
 
@@ -30,7 +20,7 @@ def _run(flow: str, run_dir: Path) -> dict:
 def test_pdf_summary_example(tmp_path):
     out = _run("pdf-summary.yaml", tmp_path)
     assert out["status"] == "succeeded"
-    pdf = (FLOWS / "data" / "annual-report.pdf").read_bytes()
+    pdf = (EXAMPLES / "data" / "annual-report.pdf").read_bytes()
     assert len(pdf) < 50_000
     digest = hashlib.sha256(pdf).hexdigest()[:12]
     assert f"[file annual-report.pdf: 2 pages, sha256 {digest}: Contoso Ltd - Annual Report" in out["outputs"]["summary"]

@@ -9,10 +9,10 @@ import sys
 
 import openai
 import pytest
-from media_kit import make_image, make_pdf, post_raw, record, run_flow, step_error
+from flowkit import assert_conforms, record, run_flow, step_error
+from media_kit import assert_rejected_before_any_request, make_image, make_pdf, post_raw
 from PIL import Image
 
-from flowrun.emulator.conformance import validator
 from flowrun.emulator.images import prompt_colour
 
 # --------------------------------------------------------------------------- image input
@@ -87,9 +87,7 @@ def test_images_the_model_cannot_take_fail_before_any_request(tmp_path, emu, kin
         input: [{{image: "{path}"}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    assert result.status == "failed"
-    assert needle in step_error(result, "look") and str(path) in step_error(result, "look")
-    assert emu.journal() == []
+    assert_rejected_before_any_request(result, emu, "look", needle, str(path))
 
 
 def test_the_emulator_rejects_bad_images_and_file_ids(emu):
@@ -227,19 +225,20 @@ def test_transparent_jpeg_is_refused_before_sending(tmp_path, emu):
         tools: [{image_generation: {background: transparent, output_format: jpeg}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    assert result.status == "failed" and "png or webp" in step_error(result, "draw")
-    assert emu.journal() == []
+    assert_rejected_before_any_request(result, emu, "draw", "png or webp")
+
+
+AZURE_DRAW_FLOW = """
+name: az
+steps:
+  draw:
+    input: Draw a cat.
+    tools: [image_generation]
+"""
 
 
 def test_azure_sends_the_image_deployment_header(tmp_path, emu):
-    flow = """
-    name: az
-    steps:
-      draw:
-        input: Draw a cat.
-        tools: [image_generation]
-    """
-    result = run_flow(tmp_path, emu, flow, provider=emu.azure_provider("my-gpt-image-1"))
+    result = run_flow(tmp_path, emu, AZURE_DRAW_FLOW, provider=emu.azure_provider("my-gpt-image-1"))
     assert result.status == "succeeded", step_error(result, "draw")
     [post] = emu.posts("draw")
     assert post["path"] == "/openai/v1/responses"
@@ -248,17 +247,8 @@ def test_azure_sends_the_image_deployment_header(tmp_path, emu):
 
 
 def test_azure_without_an_image_deployment_fails_before_sending(tmp_path, emu):
-    flow = """
-    name: az
-    steps:
-      draw:
-        input: Draw a cat.
-        tools: [image_generation]
-    """
-    result = run_flow(tmp_path, emu, flow, provider=emu.azure_provider(None))
-    assert result.status == "failed"
-    assert "AZURE_OPENAI_IMAGE_DEPLOYMENT" in step_error(result, "draw")
-    assert emu.journal() == []
+    result = run_flow(tmp_path, emu, AZURE_DRAW_FLOW, provider=emu.azure_provider(None))
+    assert_rejected_before_any_request(result, emu, "draw", "AZURE_OPENAI_IMAGE_DEPLOYMENT")
 
 
 def test_model_chosen_names_cannot_escape_the_run_directory(tmp_path, emu):
@@ -328,14 +318,9 @@ def test_scripted_images_text_and_revised_prompt(tmp_path, emu):
 # --------------------------------------------------------------------------- the emulator's answers
 
 
-def _validate(name, instance):
-    errors = sorted(validator(name).iter_errors(instance), key=str)
-    assert not errors, errors[0].message
-
-
 def test_emulator_image_answers_conform_and_stream_in_order(emu):
     tool = {"type": "image_generation", "partial_images": 3, "size": "1024x1024", "output_format": "webp"}
-    _validate("Response", post_raw(emu, {"model": "gpt-4.1", "input": "Draw a kite.", "tools": [tool]}))
+    assert_conforms("Response", post_raw(emu, {"model": "gpt-4.1", "input": "Draw a kite.", "tools": [tool]}))
     with emu.sdk() as sdk:
         plain = sdk.responses.create(model="gpt-4.1", input="Draw a kite.", tools=[tool])
         call = plain.output[0]
@@ -347,7 +332,7 @@ def test_emulator_image_answers_conform_and_stream_in_order(emu):
     events = post_raw(emu, {"model": "gpt-4.1", "input": "Draw a kite.", "tools": [tool], "stream": True})
     assert [e["type"] for e in events] == seen  # the SDK parses every event
     for e in events:
-        _validate("ResponseStreamEvent", e)
+        assert_conforms("ResponseStreamEvent", e)
     kinds = [e["type"] for e in events]
     image_events = [k.rsplit(".", 1)[1] for k in kinds if k.startswith("response.image_generation_call.")]
     assert image_events == ["in_progress", "generating", "partial_image", "partial_image", "partial_image", "completed"]

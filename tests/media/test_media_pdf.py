@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import sys
 
-from media_kit import make_big_pdf, make_image, make_pdf, run_flow, sha256, step_error
+from flowkit import run_flow, step_error
+from media_kit import assert_rejected_before_any_request, make_big_pdf, make_image, make_pdf, sha256
 
 PAGES = ["Alpha page: revenue grew twelve percent.", "Bravo page: margins held.",
          "Charlie page: risks include currency."]
@@ -140,14 +141,6 @@ def test_an_unknown_file_id_is_rejected_by_the_emulator(tmp_path, emu):
     assert "400" in error and "file-doesnotexist" in error and "input[0].content[0].file_id" in error
 
 
-def _assert_rejected_before_any_request(result, emu, *needles):
-    assert result.status == "failed"
-    error = step_error(result, "read")
-    for needle in needles:
-        assert needle in error, error
-    assert emu.journal() == []  # nothing was sent: no upload, no model request
-
-
 def test_over_100_pages_is_rejected_before_any_request(tmp_path, emu):
     pdf = make_pdf(tmp_path / "long.pdf", [f"page {i}" for i in range(101)])
     flow = """
@@ -162,7 +155,7 @@ def test_over_100_pages_is_rejected_before_any_request(tmp_path, emu):
           - text: Summarise.
     """
     result = run_flow(tmp_path, emu, flow, {"doc": str(pdf)})
-    _assert_rejected_before_any_request(result, emu, "101 pages", "limit of 100", str(pdf))
+    assert_rejected_before_any_request(result, emu, "read", "101 pages", "limit of 100", str(pdf))
 
 
 def test_pages_count_across_all_files_of_the_request(tmp_path, emu):
@@ -175,7 +168,7 @@ def test_pages_count_across_all_files_of_the_request(tmp_path, emu):
         input: [{{file: "{a}"}}, {{file: "{b}"}}, {{text: Compare.}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    _assert_rejected_before_any_request(result, emu, "101 pages", "a.pdf (60 pages)", "b.pdf (41 pages)")
+    assert_rejected_before_any_request(result, emu, "read", "101 pages", "a.pdf (60 pages)", "b.pdf (41 pages)")
 
 
 def test_files_over_32_mb_together_are_rejected_before_any_request(tmp_path, emu):
@@ -188,7 +181,7 @@ def test_files_over_32_mb_together_are_rejected_before_any_request(tmp_path, emu
         input: [{{file: "{a}"}}, {{file: "{b}", upload: true}}, {{text: Compare.}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    _assert_rejected_before_any_request(result, emu, "over the limit of 32.0 MB", "big-a.pdf", "big-b.pdf")
+    assert_rejected_before_any_request(result, emu, "read", "over the limit of 32.0 MB", "big-a.pdf", "big-b.pdf")
 
 
 def test_a_file_part_must_be_a_pdf_whatever_its_name(tmp_path, emu):
@@ -201,7 +194,7 @@ def test_a_file_part_must_be_a_pdf_whatever_its_name(tmp_path, emu):
         input: [{{file: "{fake}"}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    _assert_rejected_before_any_request(result, emu, str(fake), "is image/png, not a PDF", "image part")
+    assert_rejected_before_any_request(result, emu, "read", str(fake), "is image/png, not a PDF", "image part")
 
 
 def test_an_unreadable_pdf_is_rejected_before_any_request(tmp_path, emu):
@@ -214,7 +207,7 @@ def test_an_unreadable_pdf_is_rejected_before_any_request(tmp_path, emu):
         input: [{{file: "{broken}"}}]
     """
     result = run_flow(tmp_path, emu, flow)
-    _assert_rejected_before_any_request(result, emu, str(broken), "not a readable PDF")
+    assert_rejected_before_any_request(result, emu, "read", str(broken), "not a readable PDF")
 
 
 def test_a_missing_file_is_a_clear_step_error(tmp_path, emu):
@@ -225,7 +218,7 @@ def test_a_missing_file_is_a_clear_step_error(tmp_path, emu):
         input: [{file: no/such/report.pdf}]
     """
     result = run_flow(tmp_path, emu, flow)
-    _assert_rejected_before_any_request(result, emu, "no/such/report.pdf", "file not found")
+    assert_rejected_before_any_request(result, emu, "read", "no/such/report.pdf", "file not found")
 
 
 def test_without_pypdf_the_emulator_reports_what_to_install(tmp_path, emu, monkeypatch):

@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from click.testing import CliRunner
+from flowkit import EXAMPLES, cli_env, flowrun_cli, write_flow
 
 from flowrun.cli import main
-from runkit import write_flow  # type: ignore[import-not-found]
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "examples" / "flows" / "quickstart.yaml"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "FLOWRUN_"))}
-    env.update(extra)
-    return env
+QUICKSTART = EXAMPLES / "quickstart.yaml"
 
 
 def test_quickstart_json_on_the_builtin_emulator(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", "run", str(QUICKSTART), "--provider", "emulator",
-         "--json", "-i", "company=Fabrikam"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env(),
-    )
+    proc = flowrun_cli("run", str(QUICKSTART), "--provider", "emulator", "--json", "-i", "company=Fabrikam",
+                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert out["status"] == "succeeded"
@@ -54,10 +41,7 @@ def test_failed_step_exits_1_with_json(tmp_path):
     (tmp_path / "flow.emulator.yaml").write_text(
         "steps:\n  a:\n    - error: {status: 400, message: unknown model}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", "run", str(flow), "--provider", "emulator", "--json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=_env(),
-    )
+    proc = flowrun_cli("run", str(flow), "--provider", "emulator", "--json", cwd=tmp_path)
     assert proc.returncode == 1
     out = json.loads(proc.stdout)
     assert out["status"] == "failed"
@@ -78,7 +62,7 @@ def test_ctrl_c_cancels_cleanly_and_exits_130(tmp_path):
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "flowrun.cli", "run", str(flow), "--provider", "emulator", "--json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )
     runs = tmp_path / ".flowrun" / "runs"
     deadline = time.time() + 30
@@ -118,7 +102,7 @@ def test_missing_input_and_unknown_input_exit_2(tmp_path):
     """)
     runner = CliRunner()
     result = runner.invoke(main, ["run", str(flow), "--provider", "emulator", "-i", "compnay=x",
-                                  "-i", "n=three"], env=_env())
+                                  "-i", "n=three"], env=cli_env())
     assert result.exit_code == 2
     assert "unknown input 'compnay' (did you mean 'company'?)" in result.output
     assert "missing input 'company'" in result.output
@@ -131,9 +115,7 @@ def test_no_provider_configured_names_the_options(tmp_path):
         steps:
           a: {input: "x"}
     """)
-    env = _env(XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-    proc = subprocess.run([sys.executable, "-m", "flowrun.cli", "run", str(flow)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    proc = flowrun_cli("run", str(flow), cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
     assert proc.returncode == 2
     assert "no provider configured" in proc.stderr
     for option in ("AZURE_OPENAI_ENDPOINT", "OPENAI_API_KEY", "OPENAI_BASE_URL", "--provider emulator"):
@@ -147,6 +129,6 @@ def test_invalid_flow_exits_2_before_any_request(tmp_path):
         steps:
           a: {input: "{{ steps.nope.text }}"}
     """)
-    result = CliRunner().invoke(main, ["run", str(flow), "--provider", "emulator", "--json"], env=_env())
+    result = CliRunner().invoke(main, ["run", str(flow), "--provider", "emulator", "--json"], env=cli_env())
     assert result.exit_code == 2
     assert "unknown step 'nope'" in result.output

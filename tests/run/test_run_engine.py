@@ -6,8 +6,8 @@ import json
 
 import jsonschema
 import pytest
+from flowkit import Recorder, record, run_flow, sent_text
 
-from runkit import Recorder, run_flow, sent_text  # type: ignore[import-not-found]
 from flowrun.emulator.conformance import validator
 
 
@@ -179,10 +179,10 @@ def test_fail_fast_cancels_in_flight_and_skips_the_rest(tmp_path, emu):
     assert steps["bad"].status == "failed" and "no such model" in steps["bad"].error
     assert steps["slow"].status == "cancelled"
     assert steps["after"].status == "skipped"
-    record = json.loads((result.run_dir / "record.json").read_text())
-    assert record["status"] == "failed"
-    assert record["steps"]["slow"]["status"] == "cancelled"
-    assert record["duration_s"] < 2.5
+    rec = record(result)
+    assert rec["status"] == "failed"
+    assert rec["steps"]["slow"]["status"] == "cancelled"
+    assert rec["duration_s"] < 2.5
 
 
 def test_continue_on_error_lets_independent_steps_finish(tmp_path, emu):
@@ -211,15 +211,15 @@ def test_record_keeps_completed_steps_after_a_failure(tmp_path, emu):
           second: {input: "{{ steps.first.text }}"}
     """)
     assert result.status == "failed"
-    record = json.loads((result.run_dir / "record.json").read_text())
-    first = record["steps"]["first"]
+    rec = record(result)
+    first = rec["steps"]["first"]
     assert first["status"] == "succeeded"
     assert first["response_id"] == result.steps["first"].response_id
     assert first["usage"]["total_tokens"] > 0
-    assert record["steps"]["second"]["status"] == "failed"
+    assert rec["steps"]["second"]["status"] == "failed"
     saved = json.loads((result.run_dir / "responses" / "first.json").read_text())
     assert saved["id"] == first["response_id"]
-    assert record["flow"]["hash"].startswith("sha256:")
+    assert rec["flow"]["hash"].startswith("sha256:")
 
 
 def test_if_skips_a_step_and_its_dependents_unless_they_opt_in(tmp_path, emu):

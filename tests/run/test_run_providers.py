@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from flowkit import run_flow
 
-from flowrun.client import ResponsesClient
 from flowrun.errors import UsageError
-from flowrun.plan import load_plan
 from flowrun.providers import IMAGE_DEPLOYMENT_HEADER, azure_v1_url, resolve_provider
-from flowrun.runner import run_plan
-from runkit import write_flow  # type: ignore[import-not-found]
 
 
 def test_azure_endpoint_gets_the_v1_path():
@@ -62,16 +57,7 @@ FLOW = """
 
 
 def _run(tmp_path, provider, credential=None):
-    plan = load_plan(write_flow(tmp_path, FLOW))
-
-    async def main():
-        client = ResponsesClient(provider, credential=credential)
-        try:
-            return await run_plan(plan, client, {}, run_root=tmp_path / "runs")
-        finally:
-            await client.close()
-
-    return asyncio.run(main())
+    return run_flow(tmp_path, None, FLOW, provider=provider, credential=credential)
 
 
 def test_azure_api_key_against_an_azure_style_base_url(tmp_path, emu):

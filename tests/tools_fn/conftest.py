@@ -1,22 +1,8 @@
-"""Fixtures for the function-tool tests: one real emulator on loopback for the session."""
+"""Fixtures for the function-tool tests: their own session emulator, on the emulator's
+default settings (``background_delay_ms`` 50), as these tests have always run."""
 
 from __future__ import annotations
 
-import pytest
+from flowkit import emulator_fixture
 
-from flowrun.emulator import EmulatorServer
-from fnkit import Emu  # type: ignore[import-not-found]
-
-
-@pytest.fixture(scope="session")
-def _fn_server():
-    with EmulatorServer() as server:
-        yield server
-
-
-@pytest.fixture
-def emu(_fn_server):
-    handle = Emu(_fn_server)
-    handle.reset()
-    yield handle
-    handle.reset()
+emulator_server = emulator_fixture()

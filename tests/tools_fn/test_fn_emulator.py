@@ -10,13 +10,6 @@ STRICT_TOOL = {"type": "function", "name": "f", "strict": True, "parameters": {
     "additionalProperties": False}}
 
 
-@pytest.fixture
-def client(emu):
-    c = openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0)
-    yield c
-    c.close()
-
-
 def _calls(client, emu):
     emu.script({"default": [{"function_calls": [{"name": "f", "arguments": {"a": "x"}, "call_id": "c1"},
                                                 {"name": "f", "arguments": {"a": "y"}, "call_id": "c2"}]},

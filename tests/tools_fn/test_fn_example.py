@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import yaml
-from fnkit import outputs_sent, record, run_file  # type: ignore[import-not-found]
-
-EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
+from flowkit import EXAMPLES, outputs_sent, record, run_file
 
 
 def test_tools_demo_runs_every_kind_of_function_tool(tmp_path, emu):
     emu.script(yaml.safe_load((EXAMPLES / "tools-demo.emulator.yaml").read_text()))
-    result = run_file(EXAMPLES / "tools-demo.yaml", tmp_path, emu)
+    result = run_file(EXAMPLES / "tools-demo.yaml", emu, run_root=tmp_path / "runs", cwd=tmp_path)
     assert result.status == "succeeded", result.error
     steps = record(result)["steps"]
     calls = steps["plan"]["tool_calls"]
@@ -27,11 +24,11 @@ def test_tools_demo_runs_every_kind_of_function_tool(tmp_path, emu):
     assert "invalid arguments" in by_turn["forecast", 2]["error"]
     assert result.outputs["calls"] == ["forecast", "distance", "fx_rate", "summarize", "forecast"]
     # the forecast's bound `units` is not in the schema the model saw
-    first = emu.posts("plan")[0]
+    first = emu.bodies("plan")[0]
     forecast = next(t for t in first["tools"] if t["name"] == "forecast")
     assert set(forecast["parameters"]["properties"]) == {"city", "days"}
     # pack: forced first turn, then auto; store false resends everything
-    pack = emu.posts("pack")
+    pack = emu.bodies("pack")
     assert [p.get("tool_choice") for p in pack] == [{"type": "function", "name": "packing_list"}, "auto"]
     assert all("previous_response_id" not in p for p in pack)
     assert [i.get("type", "message") for i in pack[1]["input"]] == [

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from fn_tools_src import COMMAND_PY, COMMAND_SCHEMA, SUBFLOW_YAML, TOOLS_PY  # type: ignore[import-not-found]
-from fnkit import outputs_sent, record, run_flow, tool_calls, write  # type: ignore[import-not-found]
+from flowkit import outputs_sent, record, run_flow, tool_calls, write
 
 TOOLS = """
 tools:
@@ -62,7 +62,7 @@ def test_single_call_chains_by_previous_response_id_and_is_recorded(tmp_path, em
     assert result.status == "succeeded", result.error
     assert result.outputs["text"] == '[emulator] tool results: {"city": "Paris", "days": 1, "temp": 21}'
 
-    first, second = emu.posts("ask")
+    first, second = emu.bodies("ask")
     tool = first["tools"][0]
     assert tool == {
         "type": "function", "name": "weather", "description": "Weather forecast for a city.",
@@ -109,9 +109,9 @@ def test_parallel_calls_run_concurrently_and_answer_in_call_order(tmp_path, emu)
     tools: [sync_a, sync_b]
 """))
     assert result.status == "succeeded", result.error
-    sent = outputs_sent(emu.posts("both")[1])
+    sent = outputs_sent(emu.bodies("both")[1])
     assert [(o["call_id"], o["output"]) for o in sent] == [("c1", "a saw b"), ("c2", "b saw a")]
-    assert emu.posts("both")[0]["parallel_tool_calls"] is True
+    assert emu.bodies("both")[0]["parallel_tool_calls"] is True
     recorded = tool_calls(result, "both")
     assert [c["name"] for c in recorded] == ["wait_a", "wait_b"]
     assert all("error" not in c for c in recorded)
@@ -119,7 +119,7 @@ def test_parallel_calls_run_concurrently_and_answer_in_call_order(tmp_path, emu)
     a, b = recorded
     assert b["started_at"] < a["started_at"] + a["duration_s"]
 
-    sent = outputs_sent(emu.posts("threads")[1])
+    sent = outputs_sent(emu.bodies("threads")[1])
     assert [(o["call_id"], o["output"]) for o in sent] == [("t1", "sync a done"), ("t2", "sync b done")]
 
 
@@ -136,7 +136,7 @@ def test_multi_turn_calls_then_answer(tmp_path, emu):
     tools: [weather, counter]
 """))
     assert result.status == "succeeded", result.error
-    posts = emu.posts("plan")
+    posts = emu.bodies("plan")
     assert len(posts) == 3
     ids = record(result)["steps"]["plan"]["response_ids"]
     assert [p.get("previous_response_id") for p in posts] == [None, ids[0], ids[1]]
@@ -171,7 +171,7 @@ def test_invalid_arguments_and_bad_json_go_back_to_the_model(tmp_path, emu):
     tools: [weather]
 """))
     assert result.status == "succeeded", result.error
-    sent = {o["call_id"]: _error(o["output"]) for o in outputs_sent(emu.posts("ask")[1])}
+    sent = {o["call_id"]: _error(o["output"]) for o in outputs_sent(emu.bodies("ask")[1])}
     assert sent["bad_type"] == "invalid arguments: arguments.city: 5 is not of type 'string'"
     assert "'city' is a required property" in sent["missing"]
     assert sent["bad_json"].startswith("the arguments are not valid JSON")
@@ -200,7 +200,7 @@ def test_exception_timeout_and_unknown_name_become_error_outputs(tmp_path, emu):
     flag.write_text("go")  # let the abandoned thread finish
     assert result.status == "succeeded", result.error
     assert elapsed < 10  # neither the hung coroutine nor the blocked thread held the run
-    outputs = [(o["call_id"], o["output"]) for o in outputs_sent(emu.posts("ask")[1])]
+    outputs = [(o["call_id"], o["output"]) for o in outputs_sent(emu.bodies("ask")[1])]
     assert [c for c, _ in outputs] == ["boom", "slow", "thread", "nope", "fine"]
     out = dict(outputs)
     assert _error(out["boom"]) == "the function raised ValueError: cannot handle 7"
@@ -231,7 +231,7 @@ def test_max_tool_turns_fails_the_step_without_running_the_extra_round(tmp_path,
     assert step["error"] == ("the model was still calling tools after 2 tool turns "
                              "(max_tool_turns: 2); raise max_tool_turns on the step or in "
                              "defaults if it needs more rounds")
-    assert len(emu.posts("loop")) == 3  # two rounds of results went back, the third ask failed
+    assert len(emu.bodies("loop")) == 3  # two rounds of results went back, the third ask failed
     assert [c["output"] for c in step["tool_calls"]] == ["1", "2"]
 
 
@@ -260,10 +260,10 @@ def test_command_tool_json_text_and_failure(tmp_path, emu):
     tools: [run_cmd]
 """))
     assert result.status == "succeeded", result.error
-    first = emu.posts("ask")[0]
+    first = emu.bodies("ask")[0]
     assert first["tools"][0]["strict"] is True
     assert first["tools"][0]["parameters"]["required"] == ["mode", "pidfile", "token"]
-    out = {o["call_id"]: o["output"] for o in outputs_sent(emu.posts("ask")[1])}
+    out = {o["call_id"]: o["output"] for o in outputs_sent(emu.bodies("ask")[1])}
     # JSON arguments on stdin (optional nulls dropped), JSON result on stdout, run in the
     # flow file's directory
     assert json.loads(out["j"]) == {"echo": {"mode": "json"}, "cwd": str(tmp_path), "token_check": None}
@@ -294,7 +294,7 @@ def test_command_tool_timeout_kills_the_process_group(tmp_path, emu):
 """, timeout="2s"))
     assert result.status == "succeeded", result.error
     assert time.monotonic() - started < 10
-    (out,) = outputs_sent(emu.posts("ask")[1])
+    (out,) = outputs_sent(emu.bodies("ask")[1])
     assert _error(out["output"]) == "the function did not finish within 2s and was stopped"
     child = int((tmp_path / "child.pid").read_text())
     deadline = time.monotonic() + 5
@@ -303,13 +303,7 @@ def test_command_tool_timeout_kills_the_process_group(tmp_path, emu):
     assert _dead(child), "the command's child process survived the timeout"
 
 
-def test_subflow_tool_inputs_become_parameters(tmp_path, emu):
-    write(tmp_path / "city.yaml", SUBFLOW_YAML)
-    emu.script({"steps": {"ask": [
-        calls(("city_line", {"city": "Paris", "words": None, "tone": "poetic"}, "s1")),
-        {"default_rule": True},
-    ]}})
-    result = run_flow(tmp_path, emu, """
+PARENT_FLOW = """
 name: parent
 tools:
   city_line: {flow: city.yaml}
@@ -317,9 +311,18 @@ steps:
   ask:
     input: describe Paris
     tools: [city_line]
-""")
+"""
+
+
+def test_subflow_tool_inputs_become_parameters(tmp_path, emu):
+    write(tmp_path / "city.yaml", SUBFLOW_YAML)
+    emu.script({"steps": {"ask": [
+        calls(("city_line", {"city": "Paris", "words": None, "tone": "poetic"}, "s1")),
+        {"default_rule": True},
+    ]}})
+    result = run_flow(tmp_path, emu, PARENT_FLOW)
     assert result.status == "succeeded", result.error
-    tool = emu.posts("ask")[0]["tools"][0]
+    tool = emu.bodies("ask")[0]["tools"][0]
     assert tool["description"] == "Describe a city in a few words."
     assert tool["strict"] is True
     assert tool["parameters"] == {
@@ -333,9 +336,9 @@ steps:
         },
     }
     # the sub-flow ran its own model step, with the default for the null input
-    (sub,) = emu.posts("describe")
+    (sub,) = emu.bodies("describe")
     assert sub["input"] == "Describe Paris in 5 poetic words."
-    (out,) = outputs_sent(emu.posts("ask")[1])
+    (out,) = outputs_sent(emu.bodies("ask")[1])
     assert json.loads(out["output"]) == {
         "line": "[emulator] turn 1: Describe Paris in 5 poetic words.", "words": 5}
     assert tool_calls(result, "ask")[0]["kind"] == "flow"
@@ -347,17 +350,9 @@ def test_subflow_tool_failure_is_an_error_output(tmp_path, emu):
         "ask": [calls(("city_line", {"city": "Paris", "words": 3, "tone": None})), {"default_rule": True}],
         "describe": [{"error": {"status": 400, "message": "scripted refusal"}}],
     }})
-    result = run_flow(tmp_path, emu, """
-name: parent
-tools:
-  city_line: {flow: city.yaml}
-steps:
-  ask:
-    input: describe Paris
-    tools: [city_line]
-""")
+    result = run_flow(tmp_path, emu, PARENT_FLOW)
     assert result.status == "succeeded", result.error
-    (out,) = outputs_sent(emu.posts("ask")[1])
+    (out,) = outputs_sent(emu.bodies("ask")[1])
     assert "sub-flow city.yaml failed" in _error(out["output"])
 
 
@@ -392,12 +387,12 @@ steps:
 """
     result = run_flow(tmp_path, emu, text)
     assert result.status == "succeeded", result.error
-    first = emu.posts("ask")[0]
+    first = emu.bodies("ask")[0]
     search, cmd = first["tools"]
     assert search["parameters"]["properties"].keys() == {"query"}
     assert search["parameters"]["required"] == ["query"]
     assert cmd["parameters"]["properties"].keys() == {"mode", "pidfile"}
-    out = {o["call_id"]: o["output"] for o in outputs_sent(emu.posts("ask")[1])}
+    out = {o["call_id"]: o["output"] for o in outputs_sent(emu.bodies("ask")[1])}
     # the function got the real value, filled in by flowrun
     assert out["s1"] == "3 results for flowrun (key accepted: True)"
     # the command got it too, on stdin
@@ -435,7 +430,7 @@ def test_store_false_resends_the_whole_conversation(tmp_path, emu):
     input: and now?
 """, extra="defaults: {store: false}\n"))
     assert result.status == "succeeded", result.error
-    posts = emu.posts("ask")
+    posts = emu.bodies("ask")
     assert len(posts) == 3
     assert all("previous_response_id" not in p and p["store"] is False for p in posts)
     assert all("reasoning.encrypted_content" in p["include"] for p in posts)
@@ -453,7 +448,7 @@ def test_store_false_resends_the_whole_conversation(tmp_path, emu):
         "city": "Bern", "days": 2}
     assert posts[2]["input"][4]["output"] == '{"city": "Bern", "days": 2, "temp": 21}'
     # a manual continuation carries the tool conversation on
-    (more,) = emu.posts("more")
+    (more,) = emu.bodies("more")
     assert shape(more["input"])[:5] == shape(posts[2]["input"])
     assert shape(more["input"])[5:] == [("message", "assistant"), user]
 
@@ -468,7 +463,7 @@ def test_tool_choice_forces_the_first_turn_only(tmp_path, emu):
     parallel_tool_calls: false
 """))
     assert result.status == "succeeded", result.error
-    first, second = emu.posts("ask")
+    first, second = emu.bodies("ask")
     assert first["tool_choice"] == {"type": "function", "name": "weather"}
     assert second["tool_choice"] == "auto"
     assert first["parallel_tool_calls"] is False and second["parallel_tool_calls"] is False
@@ -487,7 +482,7 @@ def test_streaming_step_runs_the_loop_too(tmp_path, emu):
     stream: true
 """))
     assert result.status == "succeeded", result.error
-    assert [p.get("stream") for p in emu.posts("ask")] == [True, True]
+    assert [p.get("stream") for p in emu.bodies("ask")] == [True, True]
     assert record(result)["steps"]["ask"]["text"] == "[emulator] tool results: 1"
 
 
@@ -508,7 +503,7 @@ steps:
     tools: [tally, loose]
 """)
     assert result.status == "succeeded", result.error
-    tally, loose = emu.posts("ask")[0]["tools"]
+    tally, loose = emu.bodies("ask")[0]["tools"]
     assert tally["strict"] is False  # dict[str, int] cannot be expressed in strict mode
     assert tally["parameters"]["properties"]["counts"] == {
         "type": "object", "additionalProperties": {"type": "integer"}}
@@ -597,7 +592,7 @@ steps:
     assert steps["c"]["error"] == ("tool 'badbind' (tools:weather): bind names 'token', which is not "
                                    "a parameter of the function (its parameters: city, days)")
     assert steps["d"]["error"].startswith("tool 'nocmd': no such program './no-such-program'")
-    assert emu.posts() == []  # nothing was sent
+    assert emu.bodies() == []  # nothing was sent
 
 
 def test_cwd_independent(tmp_path, emu, monkeypatch):
@@ -632,4 +627,4 @@ def test_tool_choice_must_name_a_tool_of_the_step(tmp_path, emu):
     assert problem.message == "tool_choice 'wether' is not one of the step's tools"
     assert problem.hint == "did you mean 'weather'?"
     assert problem.path == ("steps", "ask", "tool_choice")
-    assert emu.posts() == []
+    assert emu.bodies() == []
