@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -136,7 +137,10 @@ class ResponsesClient:
 
     # -- responses -------------------------------------------------------------------
     async def create(self, params: dict[str, Any]) -> dict[str, Any]:
-        return _dump(await self._call(self.sdk.responses.create(**params)))
+        # the raw JSON: flowrun works on plain dicts, and building the SDK's models only
+        # to dump them again costs more than the request itself on a busy run
+        raw = await self._call(self.sdk.responses.with_raw_response.create(**params))
+        return json.loads(raw.content)
 
     async def stream(
         self,
@@ -197,7 +201,8 @@ class ResponsesClient:
         return final
 
     async def retrieve(self, response_id: str) -> dict[str, Any]:
-        return _dump(await self._call(self.sdk.responses.retrieve(response_id)))
+        raw = await self._call(self.sdk.responses.with_raw_response.retrieve(response_id))
+        return json.loads(raw.content)
 
     async def cancel(self, response_id: str) -> dict[str, Any]:
         return _dump(await self._call(self.sdk.responses.cancel(response_id)))

@@ -165,7 +165,8 @@ async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
 
     response = await with_retries(attempt, sc.retries, on_retry)
-    sc.save_response(response)
+    # off the event loop: a wide flow saves many responses at once
+    await asyncio.to_thread(sc.save_response, response)
     status = response.get("status")
     if status == "failed":
         err = response.get("error") or {}
