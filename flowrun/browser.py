@@ -25,7 +25,9 @@
   redirects, so a redirect to another host is caught too (Playwright would follow it
   unseen); an allowed redirect of a navigation becomes a small page that moves on with
   ``location.replace``, so each hop is checked. Streaming requests (``EventSource``) are
-  passed through unfetched, and WebSockets to other hosts are refused.
+  passed through unfetched, and WebSockets to other hosts are refused. URLs that Python
+  and the browser could read differently (backslashes, userinfo, escapes in the host)
+  are refused, and WebRTC is switched off, since its UDP traffic is not routed.
 - **Events for the model** (:meth:`BrowserSession.take_events`): blocked requests, tab
   switches, downloads (saved where the session's ``save_download`` says: the run
   directory), dialogs (dismissed; their text is recorded, not shown to the model) and
@@ -89,6 +91,13 @@ _COUNT_OPENS = """(() => {
   const open = window.open; let count = 0;
   Object.defineProperty(window, '__flowrunOpens', {get: () => count});
   window.open = function (...args) { count += 1; return open.apply(this, args); };
+})();"""
+_NO_WEBRTC = """(() => {
+  for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
+                      "RTCRtpSender", "RTCRtpReceiver", "RTCIceCandidate"]) {
+    try { Object.defineProperty(window, name, {value: undefined, writable: false,
+                                               configurable: false}); } catch (e) {}
+  }
 })();"""
 _NOTED_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "location"}
 
@@ -187,9 +196,21 @@ def _port(parts: Any) -> int | None:
     return port
 
 
+_AMBIGUOUS = re.compile(r"[\\\x00-\x20\x7f]")
+
+
 def url_allowed(url: str, allowed: list[AllowedHost]) -> bool:
-    """True for an http(s) / ws(s) URL whose host is allowed."""
+    """True for an http(s) / ws(s) URL whose host is allowed.
+
+    Python and the browser must agree on the host, so anything they may read differently
+    is refused: backslashes and control characters or spaces anywhere (browsers treat
+    ``\\`` as ``/`` and drop tabs and newlines), and userinfo or percent-escapes in the
+    authority (``http://allowed\\@other/``, ``http://a%2eb/``)."""
+    if _AMBIGUOUS.search(url):
+        return False
     parts = urlsplit(url)
+    if "@" in parts.netloc or "%" in parts.netloc:
+        return False
     if parts.scheme not in ("http", "https", "ws", "wss"):
         return False
     host = (parts.hostname or "").lower().rstrip(".")
@@ -474,6 +495,8 @@ class BrowserSession:
             )
             await Guard(self.allowed, self._on_block).install(self.context)
             await self.context.add_init_script(_COUNT_OPENS)
+            # WebRTC (STUN/TURN over UDP) bypasses request routing: the page gets none
+            await self.context.add_init_script(_NO_WEBRTC)
             self.context.on("page", self._on_page)
             self.page = await self.context.new_page()
         except BaseException:

@@ -34,7 +34,7 @@ class RunContext:
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     steps_view: dict[str, Any] = field(default_factory=dict)
     secrets: SecretsView | None = None
-    env: EnvView = field(default_factory=EnvView)
+    env: EnvView | None = None
     cwd: Path = field(default_factory=Path.cwd)
     # one lock for interactive prompts, so two steps never ask at once
     prompt_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -42,6 +42,8 @@ class RunContext:
     def __post_init__(self) -> None:
         if self.secrets is None:
             self.secrets = SecretsView(self.redactor)
+        if self.env is None:
+            self.env = EnvView(redactor=self.redactor)
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         ctx = {
@@ -122,6 +124,8 @@ class StepContext:
         self.run.hooks.on_notice(self.key, self.run.redactor.text(message))
 
     def status(self, status: str, detail: str | None = None) -> None:
+        if detail:
+            detail = self.run.redactor.text(detail)
         self.run.hooks.on_step_status(self.key, status, detail, self.result.usage)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, Callable
 
 from .errors import OutputError
 
@@ -89,15 +89,18 @@ def reasoning_summary(response: dict[str, Any]) -> str | None:
     return "\n".join(texts) or None
 
 
-def parse_structured(text: str, schema: dict[str, Any], step_id: str) -> Any:
-    """Parse and validate a structured output; any problem is an :class:`OutputError`."""
+def parse_structured(
+    text: str, schema: dict[str, Any], step_id: str, redact: Callable[[str], str] = str
+) -> Any:
+    """Parse and validate a structured output; any problem is an :class:`OutputError`.
+    ``redact`` masks secrets in the quoted text (before it is shortened)."""
     import jsonschema
 
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise OutputError(
-            f"structured output is not valid JSON ({exc.msg} at char {exc.pos}): {text[:200]!r}",
+            f"structured output is not valid JSON ({exc.msg} at char {exc.pos}): {redact(text)[:200]!r}",
             step_id,
         ) from None
     try:

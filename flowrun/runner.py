@@ -19,7 +19,7 @@ from .hooks import RunHooks
 from .plan import Plan
 from .results import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult
 from .scheduler import NodeOptions, Scheduler
-from .secrets import Redactor
+from .secrets import Redactor, looks_like_credential
 from .steps import executor
 from .store import RunStore, flow_hash, new_run_id
 from .templating import TemplateError, analyze, iter_templates, render_deep
@@ -86,6 +86,12 @@ def check_secrets(plan: Plan, environ: Any) -> None:
             f"secret{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)}",
             hint="export " + " ".join(f"{n}=..." for n in missing) + " before the run",
         )
+
+
+def internal_error(exc: BaseException) -> str:
+    """The message for an unexpected exception inside a step (a flowrun bug)."""
+    return (f"internal error: {type(exc).__name__}: {exc} (this is a flowrun bug; the run "
+            "record has everything that completed)")
 
 
 def truthy(value: Any) -> bool:
@@ -200,6 +206,9 @@ class Runner:
         except (FlowrunError, TemplateError) as exc:
             outcome.status = FAILED
             outcome.error = self.ctx.redactor.text(str(exc))
+        except Exception as exc:  # a bug in a step kind: record it, never lose it
+            outcome.status = FAILED
+            outcome.error = self.ctx.redactor.text(internal_error(exc))
         finally:
             outcome.finished_at = time.time()
             self._publish(outcome)
@@ -213,7 +222,8 @@ class Runner:
             values = list(values.items())
         if not isinstance(values, (list, tuple)):
             raise ExecutionError(
-                f"for_each must give a list, got {type(values).__name__}: {str(values)[:100]!r}",
+                f"for_each must give a list, got {type(values).__name__}: "
+                f"{self.ctx.redactor.text(str(values))[:100]!r}",
                 sid,
             )
         limit = asyncio.Semaphore(step.max_parallel) if step.max_parallel else None
@@ -253,6 +263,10 @@ class Runner:
             result.status = FAILED
             result.error = self.ctx.redactor.text(str(exc))
             result.error_type = type(exc).__name__
+        except Exception as exc:
+            result.status = FAILED
+            result.error = self.ctx.redactor.text(internal_error(exc))
+            result.error_type = "InternalError"
         except asyncio.CancelledError:
             result.status = CANCELLED
             result.error = "cancelled"
@@ -345,7 +359,18 @@ async def run_plan(
     redactor = Redactor()
     for name in secrets_used(plan):
         redactor.add(env.get(name))
-    store = RunStore(run_root, run_id or new_run_id(), redactor)
+    provider = getattr(client, "provider", None)
+    key = getattr(provider, "api_key", None)
+    if isinstance(key, str) and len(key) >= 12 and provider.kind != "emulator":
+        redactor.add(key)  # the endpoint's own key, should a template read it via env
+    for name, value in env.items():
+        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name):
+            redactor.add(value)
+    try:
+        store = RunStore(run_root, run_id or new_run_id(), redactor)
+    except OSError as exc:
+        raise UsageError(f"cannot create the run directory under {run_root}: {exc.strerror or exc}",
+                         hint="choose another --run-dir") from None
     ctx = RunContext(
         plan=plan,
         client=client,

@@ -7,6 +7,7 @@ run's :class:`Redactor`, which masks it in run records, logs, errors and reports
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -25,12 +26,24 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, value: str | None) -> None:
-        if value and len(value) >= 4 and value not in self._values:
-            self._values.add(value)
+        """Mask ``value`` from now on, also as it appears escaped inside JSON strings
+        (function arguments and MCP arguments are JSON text inside JSON)."""
+        if not value or len(value) < 4:
+            return
+        forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+        forms.add(json.dumps(json.dumps(value)[1:-1])[1:-1])  # escaped twice
+        new = forms - self._values
+        if new:
+            self._values |= new
             self._pattern = None
 
     def __bool__(self) -> bool:
         return bool(self._values)
+
+    @property
+    def longest(self) -> int:
+        """Length of the longest masked value (0 when there are none)."""
+        return max(map(len, self._values), default=0)
 
     def text(self, text: str) -> str:
         if not self._values or not isinstance(text, str):
@@ -85,14 +98,26 @@ class SecretsView(Mapping[str, str]):
         return 0
 
 
-class EnvView(Mapping[str, str]):
-    """``env.NAME`` in templates: a non-secret environment variable ('' when unset)."""
+_CREDENTIAL_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
 
-    def __init__(self, environ: Mapping[str, str] | None = None):
+
+def looks_like_credential(name: str) -> bool:
+    return bool(_CREDENTIAL_NAME.search(name))
+
+
+class EnvView(Mapping[str, str]):
+    """``env.NAME`` in templates: an environment variable ('' when unset). A variable whose
+    name looks like a credential (``*KEY*``, ``*TOKEN*``, ...) is masked like a secret."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None, redactor: Redactor | None = None):
         self._env = environ if environ is not None else os.environ
+        self._redactor = redactor
 
     def __getitem__(self, name: str) -> str:
-        return self._env.get(name, "")
+        value = self._env.get(name, "")
+        if self._redactor is not None and looks_like_credential(name):
+            self._redactor.add(value)
+        return value
 
     def __getattr__(self, name: str) -> str:
         if name.startswith("_"):

@@ -49,7 +49,7 @@ class RunStore:
 
     def __init__(self, root: Path, run_id: str, redactor: Redactor | None = None):
         self.run_id = run_id
-        self.dir = Path(root) / run_id
+        self.dir = (Path(root) / run_id).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         # not `redactor or ...`: an empty Redactor is falsy, and values added to the run's
         # redactor later (rendered MCP headers) must still be masked here

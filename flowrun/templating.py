@@ -27,9 +27,8 @@ def is_template(value: Any) -> bool:
 def environment() -> Any:
     """The one Jinja environment flowrun uses: sandboxed, immutable, strict."""
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
+    env = _bounded_sandbox()(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -37,6 +36,34 @@ def environment() -> Any:
     env.filters["fromjson"] = json.loads
     env.filters["tojson"] = lambda v, indent=None: json.dumps(v, indent=indent, default=str)
     return env
+
+
+MAX_RESULT = 1_000_000
+"""Largest string or list that ``*`` may build, and the largest power ``**`` may take."""
+
+
+@lru_cache(maxsize=1)
+def _bounded_sandbox() -> Any:
+    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded so that a template cannot
+    build a giant string or number (``range`` is already bounded by Jinja)."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                        if len(seq) * n > MAX_RESULT:
+                            raise SecurityError(f"'*' would build more than {MAX_RESULT:,} items")
+            if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+                if not (isinstance(left, (int, float)) and abs(left) <= 1):
+                    raise SecurityError("'**' with an exponent over 1000 is not allowed")
+            return super().call_binop(context, operator, left, right)
+
+    return BoundedSandbox
 
 
 @dataclass(frozen=True)

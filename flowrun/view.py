@@ -9,6 +9,13 @@ from typing import Any
 
 from .hooks import RunHooks
 
+
+def escape(text: str) -> str:
+    """Model and server text is shown as text, never read as rich markup."""
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
 _STYLE = {
     "waiting": ("·", "dim"),
     "running": ("…", "cyan"),
@@ -45,8 +52,8 @@ class LiveView(RunHooks):
             mark, style = _STYLE.get(row["status"], ("?", ""))
             tokens = row.get("tokens")
             table.add_row(
-                f"[{style}]{mark}[/]", sid, f"[{style}]{row['status']}[/]",
-                str(tokens) if tokens else "", row.get("detail") or "",
+                f"[{style}]{mark}[/]", escape(sid), f"[{style}]{row['status']}[/]",
+                str(tokens) if tokens else "", escape(row.get("detail") or ""),
             )
         return table
 
@@ -64,7 +71,7 @@ class LiveView(RunHooks):
             self._live.start()
 
     def on_run_start(self, run_id: str, run_dir: str, steps: list[str]) -> None:
-        self.console.print(f"[bold]run[/] {run_id}  [dim]{run_dir}[/]")
+        self.console.print(f"[bold]run[/] {run_id}  [dim]{escape(run_dir)}[/]")
         for sid in steps:
             self.rows[sid] = {"status": "waiting"}
         if self.live_enabled:
@@ -85,12 +92,12 @@ class LiveView(RunHooks):
             row["tokens"] = usage["total_tokens"]
         if not self.live_enabled and step_id == base and status not in ("running",):
             mark, style = _STYLE.get(status, ("?", ""))
-            self.console.print(f"[{style}]{mark} {step_id} {status}[/]"
-                               + (f" [dim]{row['detail']}[/]" if row["detail"] else ""))
+            self.console.print(f"[{style}]{mark} {escape(step_id)} {status}[/]"
+                               + (f" [dim]{escape(row['detail'])}[/]" if row["detail"] else ""))
         self._refresh()
 
     def on_notice(self, step_key: str, message: str) -> None:
-        self.console.print(f"[yellow]! {step_key}:[/] {message}", markup=True, highlight=False)
+        self.console.print(f"[yellow]! {escape(step_key)}:[/] {escape(message)}", highlight=False)
 
     def on_text_delta(self, step_key: str, delta: str) -> None:
         base = step_key.split(".", 1)[0]
@@ -106,9 +113,10 @@ class LiveView(RunHooks):
             self._live = None
         elapsed = time.time() - self.started
         style = {"succeeded": "green", "failed": "red"}.get(result.status, "yellow")
-        self.console.print(f"[{style}]{result.status}[/] in {elapsed:.1f}s  [dim]{result.run_dir}[/]")
+        self.console.print(f"[{style}]{result.status}[/] in {elapsed:.1f}s  "
+                           f"[dim]{escape(str(result.run_dir))}[/]")
         if result.error:
-            self.console.print(f"[red]{result.error}[/]")
+            self.console.print(f"[red]{escape(result.error)}[/]")
 
 
 def print_outputs(outputs: dict[str, Any]) -> None:

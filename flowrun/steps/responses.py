@@ -105,12 +105,30 @@ def as_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def _on_event(sc: StepContext, event: dict[str, Any]) -> None:
     etype = event.get("type", "")
     if etype == "response.output_text.delta":
-        sc.run.hooks.on_text_delta(sc.key, event.get("delta", ""))
+        _stream_text(sc, event.get("delta", ""))
+    elif etype in ("response.output_text.done", "response.completed"):
+        _stream_text(sc, "", final=True)
     handler = EVENT_HANDLERS.get(etype)
     if handler is not None:
         result = handler(sc, event)
         if asyncio.iscoroutine(result):
             await result
+
+
+def _stream_text(sc: StepContext, delta: str, final: bool = False) -> None:
+    """Pass streamed text to the hooks with secrets masked. A secret may arrive split
+    across deltas, so text is held back by the longest secret's length until the part
+    is done."""
+    st = sc.state.setdefault("stream", {"raw": "", "sent": 0})
+    st["raw"] += delta
+    redactor = sc.run.redactor
+    safe = redactor.text(st["raw"])
+    upto = len(safe) if final else len(safe) - redactor.longest
+    if upto > st["sent"]:
+        sc.run.hooks.on_text_delta(sc.key, safe[st["sent"]:upto])
+        st["sent"] = upto
+    if final:
+        sc.state["stream"] = {"raw": "", "sent": 0}
 
 
 async def _background(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -262,4 +280,5 @@ async def execute(sc: StepContext) -> None:
         raise OutputError(f"the model refused: {refused}", sc.step_id)
     result.text = output_text(response)
     if sc.step.output_schema is not None:
-        result.output = parse_structured(result.text, sc.step.output_schema, sc.step_id)
+        result.output = parse_structured(result.text, sc.step.output_schema, sc.step_id,
+                                         sc.run.redactor.text)

@@ -480,7 +480,7 @@ async def _call_one(sc: Any, call: dict[str, Any], turn: int, bound: dict[str, d
             if inspect.isawaitable(result):
                 result = await result
         output = _as_output(result)
-        record["output"] = _cap(output)
+        record["output"] = _cap(redactor.text(output))  # mask first: a cut secret is no longer found
     except ToolFailure as exc:
         message = redactor.text(str(exc))
         output, record["error"] = json.dumps({"error": message}, ensure_ascii=False), message

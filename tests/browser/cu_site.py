@@ -95,6 +95,11 @@ def pages(site: Site) -> dict[str, bytes]:
         "/sneaky": page("Sneaky", f"""<img src="/hop" alt="" {box(10, 10, 20, 20)}>""",
             f"const ws = new WebSocket('{other.replace('http', 'ws')}/socket');"
             "ws.onclose = e => history.replaceState(null, '', '#ws=' + e.code);"),
+        # redirects whose Location Python and the browser could read differently, and a
+        # WebRTC connection (UDP, which request routing never sees)
+        "/escape": page("Escape", f"""<img src="/hop-backslash" alt="" {box(10, 10, 20, 20)}>""",
+            "fetch('/hop-userinfo').catch(() => null);"
+            "history.replaceState(null, '', '#rtc=' + typeof RTCPeerConnection);"),
         "/thanks": page("Thanks", "<h1>Thanks</h1>"),
         "/secret": page("Secret", "<h1>Secret</h1>"),
     }
@@ -126,6 +131,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/hop":
             return self._send(302, headers={"Location": f"{self.site.other_origin}/landing"})
+        host = self.server.server_address[0]
+        if path == "/hop-backslash":  # the browser reads "\\" as "/": the host is the other site
+            return self._send(302, headers={"Location": f"{self.site.other_origin}\\@{host}/steal"})
+        if path == "/hop-userinfo":
+            return self._send(302, headers={"Location": f"http://{host}@{self.site.other_origin[7:]}/steal"})
         if path == "/report.txt":
             return self._send(200, b"quarterly numbers\n", "text/plain",
                               {"Content-Disposition": "attachment; filename=report.txt"})

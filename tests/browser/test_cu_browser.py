@@ -270,6 +270,17 @@ def test_subresource_redirects_and_websockets_to_other_hosts_are_refused(driver,
         ("websocket", other_site.origin.replace("http", "ws") + "/socket", None)}
 
 
+def test_ambiguous_redirects_and_webrtc_cannot_reach_other_hosts(driver, emu, site, other_site,
+                                                                  tmp_path):
+    emu.script({"steps": {"browse": [computer({"type": "wait", "ms": 300}), {"text": "done"}]}})
+    result = driver.run(tmp_path, emu, flow(path="/escape"), {"site": site.origin})
+    assert result.status == "succeeded", result.error
+    assert other_site.requests == []
+    assert emu.outputs("browse")[0]["current_url"] == site.origin + "/escape#rtc=undefined"
+    blocked = {b["url"] for b in step_record(result)["computer_use"]["blocked"]}
+    assert any("\\@" in u for u in blocked) and any("@127.0.0.2" in u for u in blocked), blocked
+
+
 def test_allowed_domains_default_to_the_start_host(driver, emu, site, other_site, tmp_path):
     emu.script({"steps": {"browse": [computer({"type": "click", "x": 60, "y": 25}), {"text": "done"}]}})
     result = driver.run(tmp_path, emu, flow(path="/links"), {"site": site.origin})
