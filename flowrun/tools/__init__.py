@@ -71,7 +71,6 @@ def load_builtins() -> None:
 
 def resolve(sc: Any, ref: Any) -> tuple[str, Any]:
     """A step's tool reference -> (name, definition)."""
-    from ..spec import ToolDef  # noqa: F401  (type only)
     from ..spec import CodeInterpreterTool, ImageGenerationTool
 
     if isinstance(ref, str):

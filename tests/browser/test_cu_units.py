@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from flowrun import browser
+import flowrun.browser.launch  # noqa: F401  (monkeypatched below)
 from flowrun.browser import (
     AllowedHost,
     BrowserError,
@@ -90,9 +91,9 @@ def test_chromium_executable(tmp_path, monkeypatch):
     assert chromium_executable({"FLOWRUN_CHROMIUM": str(fake)}) == str(fake)
     with pytest.raises(BrowserError, match="FLOWRUN_CHROMIUM=.*is not a file"):
         chromium_executable({"FLOWRUN_CHROMIUM": str(tmp_path / "missing")})
-    monkeypatch.setattr(browser, "DEBIAN_CHROMIUM", str(fake))
+    monkeypatch.setattr(browser.launch, "DEBIAN_CHROMIUM", str(fake))
     assert chromium_executable({}) == str(fake)
-    monkeypatch.setattr(browser, "DEBIAN_CHROMIUM", str(tmp_path / "nothing"))
+    monkeypatch.setattr(browser.launch, "DEBIAN_CHROMIUM", str(tmp_path / "nothing"))
     assert chromium_executable({}) is None  # Playwright's own download
 
 
