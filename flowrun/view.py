@@ -42,12 +42,14 @@ class LiveView(RunHooks):
     def _table(self) -> Any:
         from rich.table import Table
 
-        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-        table.add_column("", width=1)
-        table.add_column("step")
-        table.add_column("status")
-        table.add_column("tokens", justify="right")
-        table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=70)
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
+        table.add_column("", width=1, no_wrap=True)
+        # step, status and tokens keep their width; the detail takes what is left
+        widest = max((len(s) for s in self.rows), default=4)
+        table.add_column("step", no_wrap=True, min_width=min(max(widest, 4), 32))
+        table.add_column("status", no_wrap=True, min_width=9)
+        table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
+        table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1)
         for sid, row in self.rows.items():
             mark, style = _STYLE.get(row["status"], ("?", ""))
             tokens = row.get("tokens")
