@@ -187,9 +187,18 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
              script: str | None) -> None:
     """Serve the built-in Responses emulator (under /v1 and /openai/v1)."""
-    from .emulator import serve
+    from .emulator import FaultSpecError, ScriptError, serve
+    from .errors import UsageError
 
-    serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
+    try:
+        serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
+    except (FaultSpecError, ScriptError) as exc:
+        raise UsageError(f"emulator: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"emulator: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="choose another --port (0 picks a free one)") from None
+    except ValueError as exc:  # FLOWRUN_EMULATOR_LATENCY_MS and friends
+        raise UsageError(f"emulator: {exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -96,11 +96,9 @@ class ResponsesClient:
         self.provider = provider
         api_key: Any = provider.api_key
         self._credential: Any = None
+        self._sync_credential: Any = None
         if provider.kind == "azure" and provider.auth == "entra_id":
-            from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
-
-            self._credential = credential or DefaultAzureCredential()
-            api_key = get_bearer_token_provider(self._credential, ENTRA_SCOPE)
+            api_key = self._entra_token_provider(credential)
         self.sdk = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=provider.base_url,
@@ -109,10 +107,35 @@ class ResponsesClient:
             default_headers=provider.headers or None,
         )
 
+    def _entra_token_provider(self, credential: Any) -> Any:
+        """An async bearer-token callable for the SDK. The default credential is the sync
+        ``DefaultAzureCredential`` (its async twin needs aiohttp), asked in a thread."""
+        import asyncio
+
+        if credential is not None and asyncio.iscoroutinefunction(getattr(credential, "get_token", None)):
+            from azure.identity.aio import get_bearer_token_provider as async_provider
+
+            self._credential = credential
+            return async_provider(credential, ENTRA_SCOPE)
+        from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+
+        try:
+            self._sync_credential = credential or DefaultAzureCredential()
+        except Exception as exc:
+            raise RequestRejected(f"Microsoft Entra ID is not available: {exc}") from None
+        sync_provider = get_bearer_token_provider(self._sync_credential, ENTRA_SCOPE)
+
+        async def token() -> str:
+            return await asyncio.to_thread(sync_provider)
+
+        return token
+
     async def close(self) -> None:
         await self.sdk.close()
         if self._credential is not None:
             await self._credential.close()
+        if self._sync_credential is not None and hasattr(self._sync_credential, "close"):
+            self._sync_credential.close()
 
     async def __aenter__(self) -> "ResponsesClient":
         return self

@@ -63,7 +63,8 @@ def launch(
 ) -> RunResult:
     plan = load_plan(flow)
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
-    inputs = resolve_inputs(plan.flow, parse_assignments(assignments), from_file)
+    inputs = resolve_inputs(plan.flow, parse_assignments(assignments), from_file,
+                            flow_dir=plan.base_dir)
     if provider is None and base_url is None and os.environ.get("FLOWRUN_PROVIDER"):
         provider = os.environ["FLOWRUN_PROVIDER"]
     cfg = resolve_provider(provider, plan.flow.provider, base_url)

@@ -15,8 +15,9 @@ from typing import Any, Mapping
 
 from .errors import PlanError, Problem, SpecError
 from .loader import FlowFile, display_path, load_file
+from .results import RESULT_FIELDS
 from .spec import BUILTIN_TOOLS, Flow, FlowTool, McpTool, Step, tool_kind
-from .templating import analyze, iter_templates
+from .templating import analyze, is_template, iter_templates
 
 # keys whose string values are data, not templates
 _NOT_TEMPLATES = {"output_schema", "parameters", "description", "needs", "continue"}
@@ -102,6 +103,19 @@ class _Checker:
             self.add(path, f"{root}[...] needs a literal name",
                      f"write {root}.NAME so flowrun can see the dependency",
                      offset=self._offset(path, line))
+        for target, name, line in info.step_fields:
+            other = self.flow.steps.get(target)
+            if other is None:
+                continue  # reported as an unknown step below
+            off = self._offset(path, line)
+            if other.for_each is not None:
+                self.add(path, f"steps.{target} is a list (one result per for_each item); "
+                               f"it has no field {name!r}",
+                         f"use steps.{target} | map(attribute='{name}') | join(', '), or "
+                         f"steps.{target}[0].{name}", offset=off)
+            elif name not in RESULT_FIELDS:
+                self.add(path, f"a step result has no field {name!r}",
+                         _suggest(name, RESULT_FIELDS), offset=off)
         for ref in info.refs:
             off = self._offset(path, ref.line)
             if ref.root not in allow:
@@ -153,6 +167,9 @@ class _Checker:
                     is_loop_expr = key == "for_each"
                     self.template(sub, text, sid, loop=loop and not is_loop_expr)
             self._tools(sid, step, raw)
+            if isinstance(step.if_, str) and not is_template(step.if_):
+                self.add(base + ("if",), f"if: {step.if_!r} is plain text, which is always true",
+                         f'write a template: if: "{{{{ {step.if_} }}}}"')
             for i, need in enumerate(step.needs):
                 if need not in self.flow.steps:
                     self.add(base + ("needs", i), f"unknown step {need!r} in needs",

@@ -93,6 +93,8 @@ def resolve_provider(
     elif not flag:
         block = _user_config(env)
     kind = flag or block.get("kind")
+    if kind is None and base_url:
+        kind = "compatible"  # --base-url alone: an OpenAI-compatible endpoint
     if kind is None:
         if env.get("AZURE_OPENAI_ENDPOINT"):
             kind = "azure"

@@ -10,6 +10,13 @@ SUCCEEDED, FAILED, SKIPPED, CANCELLED, RUNNING, WAITING = (
 )
 
 
+RESULT_FIELDS = (
+    "status", "text", "output", "response_id", "images", "files", "usage", "items",
+    "container", "tool_calls", "reasoning_summary", "error",
+)
+"""What templates see of a step: ``steps.ID.FIELD``."""
+
+
 @dataclass
 class StepResult:
     """The outcome of one step run (one item of a ``for_each``, or the whole step)."""

@@ -58,9 +58,15 @@ def resolve_inputs(
     from_cli: Mapping[str, str],
     from_file: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
+    flow_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The run's input values: defaults, then the file, then ``-i`` (which wins)."""
+    """The run's input values: defaults, then the file, then ``-i`` (which wins).
+
+    A ``file`` value given on the command line or in an inputs file is relative to
+    ``cwd`` (where flowrun runs); a ``file`` default is relative to ``flow_dir`` (the flow
+    file's directory, where it was written)."""
     cwd = cwd or Path.cwd()
+    defaulted: set[str] = set()
     problems: list[str] = []
     values: dict[str, Any] = {}
     given: dict[str, Any] = dict(from_file or {})
@@ -81,6 +87,7 @@ def resolve_inputs(
                 value = _coerce(spec.type, value)
         elif spec.default is not None:
             value = spec.default
+            defaulted.add(name)
         elif spec.is_required:
             problems.append(f"missing input {name!r} ({spec.type})"
                             + (f": {spec.description}" if spec.description else ""))
@@ -96,9 +103,10 @@ def resolve_inputs(
             continue
         if spec.type == "file":
             path = Path(value)
-            path = path if path.is_absolute() else cwd / path
+            base = flow_dir if name in defaulted and flow_dir is not None else cwd
+            path = path if path.is_absolute() else base / path
             if not path.is_file():
-                problems.append(f"input {name!r}: file not found: {value}")
+                problems.append(f"input {name!r}: file not found: {value} (looked in {base})")
                 continue
             value = str(path.resolve())
         values[name] = value

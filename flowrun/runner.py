@@ -287,6 +287,10 @@ class Runner:
 
     # -- the run -----------------------------------------------------------------------
     def _outputs(self) -> None:
+        """The flow's outputs, for a run that succeeded (a failed run has none: an empty
+        string would look like an empty answer)."""
+        if self.status != SUCCEEDED:
+            return
         ctx = self.ctx.template_context()
         try:
             self.outputs = render_deep(dict(self.plan.file.data.get("outputs", {})), ctx)

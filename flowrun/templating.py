@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 ROOTS = ("inputs", "steps", "secrets", "env")
@@ -63,6 +64,16 @@ def _bounded_sandbox() -> Any:
                     raise SecurityError("'**' with an exponent over 1000 is not allowed")
             return super().call_binop(context, operator, left, right)
 
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # ``steps.a.items``, ``inputs.values``: in a mapping the key wins over the
+            # dict method of the same name
+            if isinstance(obj, Mapping):
+                try:
+                    return obj[attribute]
+                except (KeyError, TypeError):
+                    pass
+            return super().getattr(obj, attribute)
+
     return BoundedSandbox
 
 
@@ -82,6 +93,8 @@ class TemplateInfo:
     refs: list[Reference] = field(default_factory=list)
     loop_vars: set[str] = field(default_factory=set)
     loop_uses: list[tuple[str, int]] = field(default_factory=list)
+    # ``steps.ID.FIELD`` uses: (ID, FIELD, line)
+    step_fields: list[tuple[str, str, int]] = field(default_factory=list)
     unknown: list[tuple[str, int]] = field(default_factory=list)
     dynamic: list[tuple[str, int]] = field(default_factory=list)
     error: str | None = None
@@ -134,6 +147,11 @@ def analyze(source: str) -> TemplateInfo:
             info.refs.append(Reference(target.name, node.arg.value, node.lineno))
         else:
             info.dynamic.append((target.name, node.lineno))
+    for node in tree.find_all(nodes.Getattr):
+        inner = node.node
+        if (isinstance(inner, nodes.Getattr) and isinstance(inner.node, nodes.Name)
+                and inner.node.name == "steps" and "steps" in undeclared):
+            info.step_fields.append((inner.attr, node.attr, node.lineno))
     # a bare root (``{{ steps }}``) still counts as a use of that root
     used = {r.root for r in info.refs} | {root for root, _ in info.dynamic}
     for n in tree.find_all(nodes.Name):

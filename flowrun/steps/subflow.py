@@ -17,7 +17,7 @@ async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str
     from ..runner import Runner
 
     sub = sc.run.plan.subflow(rel)
-    inputs = resolve_inputs(sub.flow, {}, given, cwd=sc.run.cwd)
+    inputs = resolve_inputs(sub.flow, {}, given, cwd=sc.run.cwd, flow_dir=sub.base_dir)
     parent = sc.run.store
     store = RunStore(parent.dir / "subflows", safe_name(key), parent.redactor)
     ctx = RunContext(

@@ -132,3 +132,27 @@ def test_invalid_flow_exits_2_before_any_request(tmp_path):
     result = CliRunner().invoke(main, ["run", str(flow), "--provider", "emulator", "--json"], env=cli_env())
     assert result.exit_code == 2
     assert "unknown step 'nope'" in result.output
+
+
+def test_a_file_default_is_relative_to_the_flow_file(tmp_path):
+    from flowrun.plan import load_plan
+    from flowrun.run_inputs import resolve_inputs
+
+    recipe = tmp_path / "recipe"
+    (recipe / "data").mkdir(parents=True)
+    (recipe / "data" / "sales.csv").write_text("a,b\n1,2\n")
+    flow = write_flow(recipe, """
+        name: recipe
+        inputs: {sales: {type: file, default: data/sales.csv}}
+        steps:
+          a: {input: "x"}
+    """)
+    plan = load_plan(flow)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    got = resolve_inputs(plan.flow, {}, cwd=elsewhere, flow_dir=plan.base_dir)
+    assert got["sales"] == str(recipe / "data" / "sales.csv")
+    # a value given on the command line is the user's path, from where they run
+    (elsewhere / "mine.csv").write_text("x\n")
+    got = resolve_inputs(plan.flow, {"sales": "mine.csv"}, cwd=elsewhere, flow_dir=plan.base_dir)
+    assert got["sales"] == str(elsewhere / "mine.csv")

@@ -335,3 +335,18 @@ def test_every_request_conforms_to_the_openapi_spec(tmp_path, emu):
         assert not errors, [e.message for e in errors]
     with pytest.raises(jsonschema.ValidationError):
         check.validate({"model": "x", "input": 5})
+
+
+def test_a_failed_run_has_no_outputs(tmp_path, emu):
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "nope"}}]}})
+    result = run_flow(tmp_path, emu, """
+        name: outputs
+        steps:
+          a: {input: "x"}
+          b: {input: "{{ steps.a.text }}"}
+        outputs:
+          answer: "{{ steps.b.text }}"
+    """)
+    assert result.status == "failed"
+    assert result.outputs == {}
+    assert json.loads((result.run_dir / "record.json").read_text())["outputs"] == {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from flowrun.client import ResponsesClient
 from flowkit import run_flow
 
 from flowrun.errors import UsageError
@@ -111,3 +113,23 @@ def test_entra_sign_in_failure_is_a_clear_step_error(tmp_path, emu):
     assert result.status == "failed"
     assert "Entra ID sign-in failed" in result.steps["a"].error
     assert emu.posts() == []
+
+
+def test_entra_id_default_credential_needs_no_extra_packages():
+    """The real DefaultAzureCredential is built without aiohttp (the async twin needs it);
+    no token is requested here, so nothing leaves the machine."""
+    import asyncio
+
+    from flowrun.providers import ProviderConfig
+
+    client = ResponsesClient(ProviderConfig("azure", "https://r.openai.azure.com/openai/v1/",
+                                            auth="entra_id"))
+    try:
+        assert type(client._sync_credential).__name__ == "DefaultAzureCredential"
+    finally:
+        asyncio.run(client.close())
+
+
+def test_base_url_alone_means_a_compatible_endpoint():
+    got = resolve_provider(base_url="http://127.0.0.1:8000/v1", environ={})
+    assert (got.kind, got.base_url) == ("compatible", "http://127.0.0.1:8000/v1")

@@ -67,7 +67,7 @@ def valid_flows(draw: st.DrawFn) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     for i, sid in enumerate(step_ids):
         earlier = step_ids[:i]
-        refs = [f"{{{{ steps.{s}.text }}}}" for s in draw(st.lists(st.sampled_from(earlier), max_size=2))] if earlier else []
+        refs = [_text_of(s, steps) for s in draw(st.lists(st.sampled_from(earlier), max_size=2))] if earlier else []
         refs += [f"{{{{ inputs.{n} }}}}" for n in draw(st.lists(st.sampled_from(inputs), max_size=2))] if inputs else []
         step: dict[str, Any] = {"input": " ".join([draw(WORDS), *refs]) or "go"}
         if earlier and draw(st.booleans()):
@@ -88,8 +88,15 @@ def valid_flows(draw: st.DrawFn) -> dict[str, Any]:
             step["timeout"] = draw(st.sampled_from(["30s", "5m", "500ms", 10]))
         steps[sid] = step
     doc["steps"] = steps
-    doc["outputs"] = {"last": f"{{{{ steps.{step_ids[-1]}.text }}}}"}
+    doc["outputs"] = {"last": _text_of(step_ids[-1], steps)}
     return doc
+
+
+def _text_of(step: str, steps: dict[str, Any]) -> str:
+    """A template reading a step's text: a for_each step is a list of results."""
+    if "for_each" in steps[step]:
+        return f"{{{{ steps.{step} | map(attribute='text') | join(' ') }}}}"
+    return f"{{{{ steps.{step}.text }}}}"
 
 
 def dump(doc: Any, flow_style: bool | None) -> str:
@@ -131,7 +138,8 @@ def test_generated_valid_flows_plan(doc: dict[str, Any], flow_style: bool | None
     position = {sid: i for i, sid in enumerate(plan.order)}
     for sid, step in doc["steps"].items():
         expected = set(step.get("needs", []))
-        expected |= {s for s in doc["steps"] if f"steps.{s}." in step["input"]}
+        expected |= {s for s in doc["steps"]
+                     if f"steps.{s}." in step["input"] or f"steps.{s} |" in step["input"]}
         if "continue" in step:
             expected.add(step["continue"])
         assert plan.needs[sid] == expected
