@@ -37,7 +37,7 @@ from ..context import StepContext
 from ..errors import ExecutionError, FlowrunError, OutputError, ToolLoopLimit
 from ..output import output_text, reasoning_summary, refusal
 from ..spec import SafetyAcknowledge
-from .responses import as_input, call_model, state_params
+from .responses import as_input, call_model, next_turn, state_params
 
 RECORD_KEY = "computer_use"
 DEFAULT_INSTRUCTIONS = (
@@ -337,13 +337,7 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
                               f"{origin(e['url'])} (not in allowed_domains)")
         follow_up = outputs + [{"role": "user", "content": [{"type": "input_text", "text": n}]}
                                for n in notes]
-        conversation.extend(follow_up)
-        if stateless:
-            request.pop("previous_response_id", None)
-            send = list(conversation)
-        else:
-            request["previous_response_id"] = response["id"]
-            send = follow_up
+        send = next_turn(request, conversation, follow_up, response, stateless)
 
     result.items = produced
     result.conversation = conversation

@@ -197,6 +197,19 @@ async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def next_turn(request: dict[str, Any], conversation: list[dict[str, Any]],
+              follow_up: list[dict[str, Any]], response: dict[str, Any],
+              stateless: bool) -> list[dict[str, Any]]:
+    """Add ``follow_up`` to the conversation and return the next turn's input: chained by
+    ``previous_response_id``, or (``store: false``) the whole conversation again."""
+    conversation.extend(follow_up)
+    if stateless:
+        request.pop("previous_response_id", None)
+        return list(conversation)
+    request["previous_response_id"] = response["id"]
+    return list(follow_up)
+
+
 def _compact(items: list[dict[str, Any]]) -> Any:
     """A lone user text goes as a plain string: the same request, less to encode."""
     if len(items) == 1 and items[0].get("role") == "user":
@@ -264,13 +277,7 @@ async def execute(sc: StepContext) -> None:
             # a forced tool choice applies to the first turn only; forcing every turn
             # would make the model call tools forever
             request["tool_choice"] = "auto"
-        conversation.extend(follow_up)
-        if stateless:
-            request.pop("previous_response_id", None)
-            send = list(conversation)
-        else:
-            request["previous_response_id"] = response["id"]
-            send = list(follow_up)
+        send = next_turn(request, conversation, follow_up, response, stateless)
 
     result.items = output_items
     result.conversation = conversation
