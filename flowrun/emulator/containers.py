@@ -63,6 +63,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from . import sandbox
+from .bodies import form_of
 from .errors import APIError, not_found
 from .events import ADDED_FORMS, ITEM_EVENTS, chunks
 from .files import RawAnswer, file_store
@@ -375,10 +376,7 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
             if not isinstance(fid, str):
                 raise APIError(400, "Expected 'file_id' (JSON) or a multipart 'file'.", param="file_id")
             return JSONAnswer(container.copy_uploaded(fid, uploads.require(fid)).to_json())
-        try:
-            form = await request.form()
-        except Exception as exc:
-            raise APIError(400, f"Expected a multipart/form-data upload or JSON: {exc}") from None
+        form = form_of(body, "a JSON body with 'file_id' or a multipart/form-data upload")
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise APIError(400, "Missing required parameter: 'file'.", param="file")

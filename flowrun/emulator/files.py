@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .bodies import form_of
 from .errors import APIError, not_found
 from .server import register_routes
 from .service import RESET_HOOKS, JSONAnswer
@@ -103,10 +104,7 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
     store = file_store(emulator)
 
     async def upload(request: Request, body: Any) -> JSONAnswer:
-        try:
-            form = await request.form()
-        except Exception as exc:
-            raise APIError(400, f"Expected a multipart/form-data upload: {exc}") from None
+        form = form_of(body)
         purpose = form.get("purpose")
         upload = form.get("file")
         if not isinstance(purpose, str) or purpose not in PURPOSES:

@@ -33,10 +33,12 @@ import time
 from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from .bodies import read_body
 from .errors import APIError
 from .faults import FaultSpecError
 from .model import new_id
@@ -118,10 +120,20 @@ class _QuietDrops(logging.Filter):
         return not isinstance(exc, asyncio.CancelledError)
 
 
+class _QuietMultipart(logging.Filter):
+    """Drop python-multipart's warnings about a malformed form: the client gets a 400."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING
+
+
 def _install_log_filter() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietDrops) for f in logger.filters):
         logger.addFilter(_QuietDrops())
+    multipart = logging.getLogger("python_multipart.multipart")
+    if not any(isinstance(f, _QuietMultipart) for f in multipart.filters):
+        multipart.addFilter(_QuietMultipart())
 
 
 def _int_param(request: Request, name: str, default: int | None) -> int | None:
@@ -141,22 +153,19 @@ def create_app(emulator: Emulator) -> Starlette:
     def api(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
         async def endpoint(request: Request) -> Any:
             arrived = time.time()
-            raw = await request.body()
-            body, bad_json = None, False
-            ctype = request.headers.get("content-type", "")
-            if raw and ("json" in ctype or not ctype):
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    bad_json = True
-            emulator.journal.record(request.method, request.url.path, body, request.headers.items(),
-                                    arrived, request.url.query)
+            body, bad_body = None, None
+            try:
+                body = await read_body(request)
+            except APIError as exc:
+                bad_body = exc
+            emulator.journal.record(request.method, request.url.path,
+                                    None if isinstance(body, FormData) else body,
+                                    request.headers.items(), arrived, request.url.query)
             if emulator.faults.latency_ms:
                 await asyncio.sleep(emulator.faults.latency_ms / 1000)
             try:
-                if bad_json:
-                    raise APIError(400, "We could not parse the JSON body of your request. The body must be "
-                                   "valid JSON.")
+                if bad_body is not None:
+                    raise bad_body
                 answer = handler(request, body)
                 if inspect.isawaitable(answer):
                     answer = await answer
@@ -195,11 +204,11 @@ def create_app(emulator: Emulator) -> Starlette:
 
     def control(handler: Callable[[Request, Any], Any]) -> Callable[[Request], Awaitable[Any]]:
         async def endpoint(request: Request) -> Any:
-            raw = await request.body()
             try:
-                body = json.loads(raw) if raw else None
-                return json_response(handler(request, body))
-            except (ValueError, ScriptError, FaultSpecError) as exc:  # bad JSON or bad settings
+                return json_response(handler(request, await read_body(request)))
+            except APIError as exc:  # a bad body
+                return error_response(exc)
+            except (ValueError, ScriptError, FaultSpecError) as exc:  # bad settings
                 return error_response(APIError(400, str(exc)))
         return endpoint
 
@@ -224,7 +233,8 @@ def create_app(emulator: Emulator) -> Starlette:
         return {"reset": True}
 
     def health(request: Request, body: Any) -> Any:
-        return {"status": "ok", "responses": len(emulator.store), "requests": len(emulator.journal)}
+        return {"status": "ok", "responses": len(emulator.store), "requests": len(emulator.journal),
+                "journal_dropped": emulator.journal.dropped}
 
     control_routes = [
         Route("/requests", control(lambda r, b: emulator.journal.entries()), methods=["GET"]),
