@@ -10,8 +10,10 @@ Module map: :mod:`.server` (HTTP routes), :mod:`.service` (the API operations),
 kinds), :mod:`.script` (script format), :mod:`.events` (SSE events), :mod:`.faults`,
 :mod:`.journal`, :mod:`.conformance` (OpenAPI checks), :mod:`.runner` (serving).
 """
+from .connections import ConnectionLimits
 from .errors import APIError
 from .faults import FaultSpecError, Faults, parse_spec
+from .journal import JournalLimits
 from .model import REPLY_KINDS, Turn, default_reply, register_kind
 from .runner import EmulatorServer, serve
 from .script import Script, ScriptError, load_script, parse_script
@@ -20,10 +22,12 @@ from .service import Emulator
 
 __all__ = [
     "APIError",
+    "ConnectionLimits",
     "Emulator",
     "EmulatorServer",
     "FaultSpecError",
     "Faults",
+    "JournalLimits",
     "REPLY_KINDS",
     "Script",
     "ScriptError",

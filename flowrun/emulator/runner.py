@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .connections import ConnectionLimits
 from .server import create_app
 from .service import Emulator
 
@@ -31,23 +31,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _NoDelayH11(H11Protocol):
-    """h11 with TCP_NODELAY: uvicorn writes headers and body separately, and Nagle plus
-    delayed ACKs would otherwise add ~40 ms to every response."""
-
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        super().connection_made(transport)
-
-
-def _config(emulator: Emulator, *, in_process: bool) -> uvicorn.Config:
-    return uvicorn.Config(create_app(emulator), log_level="warning", access_log=False, http=_NoDelayH11,
+def _config(emulator: Emulator, limits: ConnectionLimits | None, *, in_process: bool) -> uvicorn.Config:
+    return uvicorn.Config(create_app(emulator), log_level="warning", access_log=False,
                           ws="none", lifespan="off", timeout_graceful_shutdown=1,
+                          **(limits or ConnectionLimits()).uvicorn_settings(),
                           **({"log_config": None} if in_process else {}))
 
 
@@ -58,12 +45,14 @@ class EmulatorServer:
     free port; ``server.base_url`` is the OpenAI-style base URL
     (``http://127.0.0.1:PORT/v1``), ``server.azure_base_url`` the Azure v1-style one,
     ``server.url`` the bare origin and ``server.emulator`` the :class:`Emulator`.
+    ``limits`` bounds each connection (:class:`~.connections.ConnectionLimits`).
     Extra keyword arguments build the Emulator when none is given.
     """
 
     def __init__(self, emulator: Emulator | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 **emulator_kwargs: Any) -> None:
+                 limits: ConnectionLimits | None = None, **emulator_kwargs: Any) -> None:
         self.emulator = emulator if emulator is not None else Emulator(**emulator_kwargs)
+        self.limits = limits
         self.host, self.port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -87,7 +76,7 @@ class EmulatorServer:
             raise RuntimeError("EmulatorServer already started")
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(_config(self.emulator, in_process=True))
+        self._server = uvicorn.Server(_config(self.emulator, self.limits, in_process=True))
         self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
                                         name=f"flowrun-emulator-{self.port}")
         self._thread.start()
@@ -162,4 +151,4 @@ def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = No
     shown = f"[{host}]" if ":" in host else host
     print(f"flowrun emulator listening on http://{shown}:{actual}/v1 "
           f"(Azure-style: http://{shown}:{actual}/openai/v1); Ctrl+C to stop", file=sys.stderr, flush=True)
-    uvicorn.Server(_config(emulator, in_process=False)).run(sockets=[sock])
+    uvicorn.Server(_config(emulator, None, in_process=False)).run(sockets=[sock])
