@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import time
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
-from .domains import url_allowed, AllowedHost
+from .domains import AllowedHost, url_allowed
 
 HEAD_LIMIT = 64 * 1024
 HEAD_TIMEOUT_S = 30.0
@@ -131,8 +132,6 @@ class ConnectionGate:
 
 
 def _host_port(url: str) -> tuple[str, int]:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
@@ -140,8 +139,6 @@ def _host_port(url: str) -> tuple[str, int]:
 def _origin_form(method: str, url: str, version: str, rest: bytes) -> bytes:
     """The request head for the origin server: path only, hop-by-hop headers dropped,
     ``Connection: close`` (one request per connection, so each is checked)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = [h for h in rest.split(b"\r\n") if h and h.split(b":", 1)[0].strip().lower() not in _HOP_HEADERS]
