@@ -28,6 +28,13 @@
   passed through unfetched, and WebSockets to other hosts are refused. URLs that Python
   and the browser could read differently (backslashes, userinfo, escapes in the host)
   are refused, and WebRTC is switched off, since its UDP traffic is not routed.
+- **The connection gate.** Routing sees requests, not sockets: Chromium preconnects to a
+  navigation's host (a refused iframe, form post or link still opened a TCP connection)
+  and fetches speculation-rules prefetches unrouted. So each context also gets its own
+  :class:`ConnectionGate`, a loopback proxy (loopback hosts included) that opens an
+  upstream connection only to an allowed host. The launch flags turn speculative loading
+  off as well (:data:`LAUNCH_ARGS`: prerender, NoStatePrefetch, the predictors, DNS
+  prefetch).
 - **Events for the model** (:meth:`BrowserSession.take_events`): blocked requests, tab
   switches, downloads (saved where the session's ``save_download`` says: the run
   directory), dialogs (dismissed; their text is recorded, not shown to the model) and
@@ -39,6 +46,7 @@ from __future__ import annotations
 from .actions import KEY_MAPPING, MODIFIER_KEYS, clamp, describe, key_combo, map_key
 from .domains import AllowedHost, origin, parse_allowed, url_allowed
 from .guard import Guard
+from .proxy import ConnectionGate
 from .launch import (
     CHROMIUM_ENV,
     DEBIAN_CHROMIUM,
@@ -63,6 +71,7 @@ __all__ = [
     "AllowedHost",
     "BrowserError",
     "BrowserSession",
+    "ConnectionGate",
     "Guard",
     "LaunchedBrowser",
     "chromium_executable",

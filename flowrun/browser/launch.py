@@ -12,6 +12,23 @@ from typing import Any, Iterator
 
 from ..errors import ExecutionError
 
+# Chromium reads only the last --disable-features, so this one repeats Playwright's own
+# (1.65; a test checks that none is lost) before adding speculative loading: speculation
+# rules prerender, <link rel=prerender> (NoStatePrefetch), the navigation and loading
+# predictors. The connection gate (proxy.py) is what guarantees no socket reaches another
+# host; these keep the browser from trying.
+PLAYWRIGHT_DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch", "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion",
+]
+SPECULATIVE_FEATURES = [
+    "Prerender2", "NoStatePrefetch", "SpeculationRulesPrefetchFuture", "AutoSpeculationRules",
+    "NavigationPredictor", "LoadingPredictorPrefetch", "LoadingPreconnectToRedirectTarget",
+    "LCPPAutoPreconnectLcpOrigin", "LCPPPrefetchSubresource",
+]
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -20,12 +37,12 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--dns-prefetch-disable",
+    "--disable-features=" + ",".join(PLAYWRIGHT_DISABLED_FEATURES + SPECULATIVE_FEATURES),
 ]
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ENV = "FLOWRUN_CHROMIUM"
 INSTALL_HINT = "pip install 'flowrun[browser]'"
-
-# Key names the model uses -> Playwright key names (the Azure guide's mapping, extended).
 
 
 class BrowserError(ExecutionError):

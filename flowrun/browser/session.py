@@ -14,6 +14,7 @@ from .actions import clamp, describe, key_combo
 from .domains import AllowedHost
 from .guard import Guard
 from .launch import BrowserError, LaunchedBrowser, launch_browser, shared_browser
+from .proxy import ConnectionGate
 
 ACTION_TIMEOUT_MS = 10_000  # one Playwright operation (navigation, screenshot)
 SETTLE_BUDGET_S = 10.0  # waiting for what an action started
@@ -60,8 +61,10 @@ class BrowserSession:
         self.environ = environ
         self.events: list[dict[str, Any]] = []
         self.blocked: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
         self.downloads: list[dict[str, Any]] = []
         self._own: LaunchedBrowser | None = None
+        self._gate: ConnectionGate | None = None
         self.context: Any = None
         self.page: Any = None
         self._new_pages: list[Any] = []
@@ -77,7 +80,9 @@ class BrowserSession:
             self._own = await launch_browser(self.headless, self.environ)
             browser = self._own.browser
         try:
+            self._gate = await ConnectionGate(self.allowed, self._on_refused).start()
             self.context = await browser.new_context(
+                proxy=self._gate.playwright_proxy(),  # type: ignore[arg-type]
                 viewport={"width": self.width, "height": self.height},
                 screen={"width": self.width, "height": self.height},
                 device_scale_factor=1,
@@ -106,6 +111,9 @@ class BrowserSession:
             with contextlib.suppress(Exception):
                 await self.context.close()
             self.context = None
+        if self._gate is not None:
+            await self._gate.close()
+            self._gate = None
         if self._own is not None:
             await self._own.close()
             self._own = None
@@ -118,6 +126,11 @@ class BrowserSession:
         for watch in self._watches.values():
             watch.pending.discard(request)  # a refused navigation never commits
             watch.changed.set()
+
+    def _on_refused(self, entry: dict[str, Any]) -> None:
+        """The connection gate refused what the browser sent past the guard (a speculative
+        prefetch, Chromium's own background traffic): kept, not told to the model."""
+        self.refused.append(entry)
 
     def _on_page(self, page: Any) -> None:
         self._watch(page)

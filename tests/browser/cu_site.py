@@ -2,7 +2,8 @@
 
 Elements sit at fixed positions (``position: absolute``) so scripted actions can aim at
 them. The server records every request (method, path, Host header) and every form
-submission, so a test can see what reached it - and what never did.
+submission, and counts the TCP connections it accepted (a preconnect sends no request), so
+a test can see what reached it - and what never did.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Site:
     other_origin: str = ""  # the forbidden server's origin, for links on the pages
     requests: list[dict[str, Any]] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0  # TCP connections
+    extra_pages: dict[str, bytes] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -47,6 +50,7 @@ class Site:
         with self.lock:
             self.requests.clear()
             self.posts.clear()
+            self.accepted = 0
 
     def close(self) -> None:
         self.server.shutdown()
@@ -141,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
                               {"Content-Disposition": "attachment; filename=report.txt"})
         if path == "/favicon.ico":
             return self._send(404)
-        body = pages(self.site).get(path)
+        body = self.site.extra_pages.get(path) or pages(self.site).get(path)
         if body is None:
             return self._send(404, b"not found", "text/plain")
         self._send(200, body)
@@ -156,11 +160,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(303, headers={"Location": "/thanks"})
 
 
+class _CountingServer(ThreadingHTTPServer):
+    site: Site
+
+    def get_request(self) -> Any:
+        conn = super().get_request()
+        with self.site.lock:
+            self.site.accepted += 1
+        return conn
+
+
 def serve(host: str, other_origin: str = "") -> Site:
     handler = type("Handler", (_Handler,), {})
-    server = ThreadingHTTPServer((host, 0), handler)
+    server = _CountingServer((host, 0), handler)
     server.daemon_threads = True
     site = Site(server, other_origin)
-    handler.site = site
+    handler.site = server.site = site
     threading.Thread(target=server.serve_forever, name=f"site-{host}", daemon=True).start()
     return site
