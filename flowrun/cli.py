@@ -127,12 +127,14 @@ def graph(flow: str, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--tests", is_flag=True, help="The schema of test files (*.test.yaml) instead.")
 @handle_errors
-def schema() -> None:
-    """Print the JSON Schema of flow files (same as schemas/flow.schema.json)."""
-    from .schema import schema_text
+def schema(tests: bool) -> None:
+    """Print the JSON Schema of flow files (same as schemas/flow.schema.json), or with
+    --tests of test files (schemas/test.schema.json)."""
+    from .schema import schema_text, test_schema_text
 
-    click.echo(schema_text(), nl=False)
+    click.echo(test_schema_text() if tests else schema_text(), nl=False)
 
 
 @main.command()
@@ -199,6 +201,16 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
                          hint="choose another --port (0 picks a free one)") from None
     except ValueError as exc:  # FLOWRUN_EMULATOR_LATENCY_MS and friends
         raise UsageError(f"emulator: {exc}") from None
+
+
+def _register_test_command() -> None:
+    from .testing.command import test_command
+
+    test_command.callback = handle_errors(test_command.callback)
+    main.add_command(test_command)
+
+
+_register_test_command()
 
 
 if __name__ == "__main__":  # pragma: no cover
