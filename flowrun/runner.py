@@ -383,6 +383,7 @@ async def run_plan(
         inputs=inputs,
         hooks=hooks or RunHooks(),
         interactive=interactive,
+        environ=env,
     )
     runner = Runner(ctx, max_concurrency)
     try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import FlowrunError
 from .checks import (
@@ -77,6 +78,20 @@ def _locate(tests: LoadedTests, failures: list[Failure], base: tuple[Any, ...]) 
 async def run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_root: Path,
                    replay: Any = None) -> CaseResult:
     """Run one case on a fresh in-process emulator and check its expectations."""
+    from ..templating import TemplateError, render_deep
+
+    started = time.monotonic()
+    result = CaseResult(tests.name, name, PASSED)
+    with serve_folder(tests.path.parent / case.serve if case.serve else None) as url:
+        try:
+            given = render_deep(case.inputs, {"serve": {"url": url}}) if url else case.inputs
+        except TemplateError as exc:
+            return _errored(result, f"inputs: {exc}", started)
+        return await _run_case(tests, plan, name, case, run_root, replay, given, result, started)
+
+
+async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_root: Path, replay: Any,
+                    given: dict[str, Any], result: CaseResult, started: float) -> CaseResult:
     from ..client import ResponsesClient
     from ..emulator import Emulator, EmulatorServer
     from ..errors import Cancelled
@@ -85,16 +100,16 @@ async def run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_roo
     from ..run_inputs import resolve_inputs
     from ..runner import run_plan
 
-    started = time.monotonic()
-    result = CaseResult(tests.name, name, PASSED)
     base = ("cases", name)
     try:
-        inputs = resolve_inputs(plan.flow, {}, case.inputs, cwd=tests.path.parent, flow_dir=plan.base_dir)
+        inputs = resolve_inputs(plan.flow, {}, given, cwd=tests.path.parent, flow_dir=plan.base_dir)
         emulator = Emulator(script=_script_for(tests, case))
         if replay is not None:
             replay.install(emulator)
     except FlowrunError as exc:
-        return _errored(result, exc.format(), started)
+        message = exc.format().replace("give inputs as -i NAME=VALUE or --inputs FILE.yaml",
+                                       f"give it under `inputs:` of case {name!r}")
+        return _errored(result, message, started)
     except ValueError as exc:  # a bad script
         return _errored(result, f"emulator script: {exc}", started)
     environ = {**os.environ, **case.env}
@@ -151,6 +166,31 @@ def _expectations(case: Case, run: Any, journal: list[dict[str, Any]]) -> list[F
         for i, expr in enumerate(exp.expr):
             out.extend(check_expr(expr, context, ("expect", "expr", i)))
     return out
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path | None) -> Iterator[str | None]:
+    """Serve ``folder`` read-only over HTTP on 127.0.0.1 and a free port (its URL), or nothing."""
+    if folder is None:
+        yield None
+        return
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="flowrun-test-serve")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _errored(result: CaseResult, message: str, started: float) -> CaseResult:

@@ -133,6 +133,9 @@ class Case(_Strict):
     recording: str | None = Field(
         None, description="A cassette recorded with `flowrun run --record`, relative to the test file; "
                           "the case replays it offline.")
+    serve: str | None = Field(
+        None, description="A folder (relative to the test file) served over HTTP on a free loopback port "
+                          "during the case; inputs may use `{{ serve.url }}` (e.g. a computer-use start_url).")
     env: dict[str, str] = Field(default_factory=dict,
                                 description="Environment for the run, e.g. fake values of the flow's secrets.")
     expect: Expect = Field(default_factory=Expect, description="What the run must show.")
