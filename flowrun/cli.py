@@ -156,17 +156,22 @@ def schema(tests: bool) -> None:
 @click.option("--interactive/--no-interactive", default=None,
               help="Ask on the terminal for MCP approvals and safety checks "
                    "(default: when stdin and stderr are terminals).")
+@click.option("--record", type=click.Path(dir_okay=False),
+              help="Save every model turn of the run in this cassette file (secrets masked).")
+@click.option("--replay", type=click.Path(dir_okay=False),
+              help="Run offline on the emulator, answering from this cassette.")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-        emulator_script: str | None, interactive: bool | None) -> None:
+        emulator_script: str | None, interactive: bool | None, record: str | None,
+        replay: str | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
     from .launch import launch
 
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
-        run_dir, emulator_script, interactive,
+        run_dir, emulator_script, interactive, record=record, replay=replay,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
