@@ -127,12 +127,14 @@ def graph(flow: str, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--tests", is_flag=True, help="The schema of test files (*.test.yaml) instead.")
 @handle_errors
-def schema() -> None:
-    """Print the JSON Schema of flow files (same as schemas/flow.schema.json)."""
-    from .schema import schema_text
+def schema(tests: bool) -> None:
+    """Print the JSON Schema of flow files (same as schemas/flow.schema.json), or with
+    --tests of test files (schemas/test.schema.json)."""
+    from .schema import schema_text, test_schema_text
 
-    click.echo(schema_text(), nl=False)
+    click.echo(test_schema_text() if tests else schema_text(), nl=False)
 
 
 @main.command()
@@ -154,17 +156,22 @@ def schema() -> None:
 @click.option("--interactive/--no-interactive", default=None,
               help="Ask on the terminal for MCP approvals and safety checks "
                    "(default: when stdin and stderr are terminals).")
+@click.option("--record", type=click.Path(dir_okay=False),
+              help="Save every model turn of the run in this cassette file (secrets masked).")
+@click.option("--replay", type=click.Path(dir_okay=False),
+              help="Run offline on the emulator, answering from this cassette.")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-        emulator_script: str | None, interactive: bool | None) -> None:
+        emulator_script: str | None, interactive: bool | None, record: str | None,
+        replay: str | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
     from .launch import launch
 
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
-        run_dir, emulator_script, interactive,
+        run_dir, emulator_script, interactive, record=record, replay=replay,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
@@ -199,6 +206,16 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
                          hint="choose another --port (0 picks a free one)") from None
     except ValueError as exc:  # FLOWRUN_EMULATOR_LATENCY_MS and friends
         raise UsageError(f"emulator: {exc}") from None
+
+
+def _register_test_command() -> None:
+    from .testing.command import test_command
+
+    test_command.callback = handle_errors(test_command.callback)
+    main.add_command(test_command)
+
+
+_register_test_command()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,15 +35,16 @@ class RunContext:
     steps_view: dict[str, Any] = field(default_factory=dict)
     secrets: SecretsView | None = None
     env: EnvView | None = None
+    environ: Any = None  # where secrets and env come from (default: os.environ)
     cwd: Path = field(default_factory=Path.cwd)
     # one lock for interactive prompts, so two steps never ask at once
     prompt_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         if self.secrets is None:
-            self.secrets = SecretsView(self.redactor)
+            self.secrets = SecretsView(self.redactor, self.environ)
         if self.env is None:
-            self.env = EnvView(redactor=self.redactor)
+            self.env = EnvView(self.environ, redactor=self.redactor)
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         ctx = {

@@ -32,18 +32,22 @@ def emulator_script_for(flow: str, explicit: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None) -> Iterator[ProviderConfig]:
-    """For ``emulator`` without a URL, serve the emulator in-process for the run."""
+def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
+                      replay: Any = None) -> Iterator[ProviderConfig]:
+    """For ``emulator`` without a URL, serve the emulator in-process for the run
+    (replaying ``replay``, a :class:`~flowrun.testing.cassette.Replay`, when given)."""
     if cfg.kind != "emulator" or cfg.base_url:
         yield cfg
         return
     from .emulator import Emulator, EmulatorServer, ScriptError
 
-    path = emulator_script_for(flow, script)
+    path = None if replay is not None else emulator_script_for(flow, script)
     try:
         emulator = Emulator.from_env(script=path)
     except (ScriptError, ValueError) as exc:
         raise UsageError(f"emulator: {exc}") from None
+    if replay is not None:
+        replay.install(emulator)
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
         yield cfg
@@ -60,8 +64,20 @@ def launch(
     run_dir: str,
     emulator_script: str | None = None,
     interactive: bool | None = None,
+    record: str | None = None,
+    replay: str | None = None,
 ) -> RunResult:
+    """``record``: write a cassette of the run there; ``replay``: run on the emulator,
+    answering from that cassette."""
     plan = load_plan(flow)
+    cassette = None
+    if replay is not None:
+        from .testing.cassette import Replay
+
+        if provider not in (None, "emulator") or base_url:
+            raise UsageError("--replay runs on the built-in emulator; drop --provider/--base-url")
+        cassette = Replay.load(replay)
+        provider = "emulator"
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
     inputs = resolve_inputs(plan.flow, parse_assignments(assignments), from_file,
                             flow_dir=plan.base_dir)
@@ -78,11 +94,17 @@ def launch(
 
         hooks = LiveView()
 
-    with provider_endpoint(cfg, flow, emulator_script) as endpoint:
+    with provider_endpoint(cfg, flow, emulator_script, cassette) as endpoint:
         from .client import ResponsesClient
 
         async def main() -> RunResult:
-            client = ResponsesClient(endpoint)
+            client: Any = ResponsesClient(endpoint)
+            recorder = None
+            if record is not None:
+                from .runner import run_redactor
+                from .testing.cassette import Recorder
+
+                client = recorder = Recorder(client, Path(record), run_redactor(plan, os.environ, endpoint))
             try:
                 return await run_plan(
                     plan, client, inputs, run_root=Path(run_dir), hooks=hooks,
@@ -90,6 +112,8 @@ def launch(
                 )
             finally:
                 await client.close()
+                if recorder is not None:
+                    recorder.save(plan.flow.name)
 
         return _run_with_interrupts(main())
 

@@ -281,8 +281,13 @@ def _contains(node: Any, key: Any, child: Any) -> bool:
     return isinstance(inner, list) and isinstance(child, int)
 
 
-def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> list[Problem]:
+def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source,
+                   model: Any = None) -> list[Problem]:
+    """Positioned problems from pydantic errors; ``model`` (default :class:`~flowrun.spec.Flow`)
+    is the document's root model, for "did you mean" on unknown keys."""
     from .spec import Flow, model_fields_at
+
+    root = model or Flow
 
     grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for err in errors:
@@ -323,7 +328,7 @@ def _problems_from(errors: list[dict[str, Any]], data: Any, source: Source) -> l
             continue
         if kind == "extra_forbidden":
             key = err["loc"][-1]
-            allowed = model_fields_at(Flow, tuple(err["loc"][:-1])) or []
+            allowed = model_fields_at(root, tuple(err["loc"][:-1])) or []
             close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else None
             if allowed and not close:

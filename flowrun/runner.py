@@ -342,6 +342,21 @@ class Runner:
         )
 
 
+def run_redactor(plan: Plan, env: Any, provider: Any = None) -> Redactor:
+    """A run's masks: the flow's secrets, the endpoint's key and every credential-looking
+    ``OPENAI_*`` / ``AZURE_*`` variable."""
+    redactor = Redactor()
+    for name in secrets_used(plan):
+        redactor.add(env.get(name))
+    key = getattr(provider, "api_key", None)
+    if isinstance(key, str) and len(key) >= 12 and provider.kind != "emulator":
+        redactor.add(key)  # the endpoint's own key, should a template read it via env
+    for name, value in env.items():
+        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name):
+            redactor.add(value)
+    return redactor
+
+
 async def run_plan(
     plan: Plan,
     client: Any,
@@ -360,16 +375,7 @@ async def run_plan(
 
     env = os.environ if environ is None else environ
     check_secrets(plan, env)
-    redactor = Redactor()
-    for name in secrets_used(plan):
-        redactor.add(env.get(name))
-    provider = getattr(client, "provider", None)
-    key = getattr(provider, "api_key", None)
-    if isinstance(key, str) and len(key) >= 12 and provider.kind != "emulator":
-        redactor.add(key)  # the endpoint's own key, should a template read it via env
-    for name, value in env.items():
-        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name):
-            redactor.add(value)
+    redactor = run_redactor(plan, env, getattr(client, "provider", None))
     try:
         store = RunStore(run_root, run_id or new_run_id(), redactor)
     except OSError as exc:
@@ -383,6 +389,7 @@ async def run_plan(
         inputs=inputs,
         hooks=hooks or RunHooks(),
         interactive=interactive,
+        environ=env,
     )
     runner = Runner(ctx, max_concurrency)
     try:

@@ -41,3 +41,19 @@ def _sorted_enums(node: Any) -> Any:
 def schema_text() -> str:
     """The schema as the exact text of ``schemas/flow.schema.json``."""
     return json.dumps(flow_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+TEST_SCHEMA_ID = "https://github.com/flowrun/flowrun/schemas/test.schema.json"
+
+
+def test_schema() -> dict[str, Any]:
+    """The test file (``*.test.yaml``) JSON Schema (draft 2020-12)."""
+    from .testing.spec import TestFile
+
+    schema = _sorted_enums(TestFile.model_json_schema(by_alias=True, mode="validation"))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": TEST_SCHEMA_ID, **schema}
+
+
+def test_schema_text() -> str:
+    """The schema as the exact text of ``schemas/test.schema.json``."""
+    return json.dumps(test_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
