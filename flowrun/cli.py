@@ -160,6 +160,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         emulator_script: str | None, interactive: bool | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
+    from .jsontext import dumps
     from .launch import launch
 
     result = launch(
@@ -167,7 +168,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         run_dir, emulator_script, interactive,
     )
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        click.echo(dumps(result.to_json(), default=str))
     else:
         from .view import print_outputs
 

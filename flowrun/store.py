@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExecutionError
+from .jsontext import dumps
 from .secrets import Redactor
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -99,10 +100,14 @@ class RunStore:
     # -- io ------------------------------------------------------------------------------
     def _write_json(self, path: Path, value: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.redactor.deep(value), indent=2, ensure_ascii=False, default=str)
+        text = dumps(self.redactor.deep(value), indent=2, default=str)
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+            raise
 
 
 def flow_hash(text: str) -> str:
