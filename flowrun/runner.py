@@ -41,6 +41,15 @@ class RunResult:
     error: str | None = None
 
     @property
+    def usage(self) -> dict[str, int]:
+        """Tokens of every step, summed (a sub-flow's count for the step that ran it)."""
+        total: dict[str, int] = {}
+        for outcome in self.steps.values():
+            for key, value in outcome.usage.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    @property
     def exit_code(self) -> int:
         return {SUCCEEDED: 0, CANCELLED: 130}.get(self.status, 1)
 

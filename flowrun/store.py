@@ -36,6 +36,16 @@ def safe_name(name: str, default: str = "file") -> str:
     return base[:120]
 
 
+def unique_name(key: str, default: str = "run") -> str:
+    """A safe name for ``key`` that no other key shares: the key itself when it is already
+    safe, else its safe form plus a short hash of the raw key (``call/1``, ``call_1`` and
+    ``call 1`` get three names)."""
+    name = _SAFE.sub("_", key).strip("._")[:100] or default
+    if name == key:
+        return name
+    return f"{name}-{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
 def contained(root: Path, candidate: Path) -> Path:
     """``candidate`` resolved, if it lies inside ``root``; otherwise an error."""
     root_r = root.resolve()
