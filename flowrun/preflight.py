@@ -48,10 +48,14 @@ def _shown(value: Any) -> str:
 def schema_findings(schema: dict[str, Any], what: str = "output_schema") -> list[Finding]:
     """``schema`` must be valid JSON Schema (its ``$schema`` draft, else 2020-12) and
     convertible to the strict structured-output form."""
+    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
     from jsonschema.validators import validator_for
 
-    cls = validator_for(schema)
+    try:
+        cls = validator_for(schema, default=Draft202012Validator)
+    except Exception:  # a $schema that names no draft: the metaschema check reports it
+        cls = Draft202012Validator
     by_path: dict[tuple[Any, ...], list[Any]] = {}
     for err in cls(cls.META_SCHEMA).iter_errors(schema):
         by_path.setdefault(tuple(err.absolute_path), []).append(err)
