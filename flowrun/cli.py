@@ -12,17 +12,41 @@ import click
 from ._version import __version__
 
 
-def _fail(exc: Exception) -> None:
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """The one object ``--json`` prints for an error: ``status`` is ``invalid`` for exit 2
+    (the flow or the command line), else ``error``; the message; the positioned problems."""
+    from .errors import SpecError
+
+    code = getattr(exc, "exit_code", 1)
+    message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+    out: dict[str, Any] = {
+        "status": "invalid" if code == 2 else "error",
+        "error": message,
+        "error_type": type(exc).__name__,
+        "exit_code": code,
+        "problems": [p.to_dict() for p in exc.problems] if isinstance(exc, SpecError) else [],
+    }
+    if getattr(exc, "hint", None):
+        out["hint"] = exc.hint  # type: ignore[attr-defined]
+    return out
+
+
+def _fail(exc: Exception, as_json: bool = False) -> None:
     from .errors import FlowrunError
 
     if isinstance(exc, FlowrunError):
         click.echo(exc.format(), err=True)
+        if as_json:
+            from .jsontext import dumps
+
+            click.echo(dumps(error_json(exc), default=str))
         sys.exit(exc.exit_code)
     raise exc
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn flowrun errors into messages and exit codes; never a traceback."""
+    """Turn flowrun errors into messages and exit codes; never a traceback. Under
+    ``--json`` the error is also one JSON object on stdout."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,7 +55,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except FlowrunError as exc:
-            _fail(exc)
+            _fail(exc, bool(kwargs.get("as_json")))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -39,7 +63,28 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; with ``--json`` among the arguments, a command-line error
+    (unknown option, missing argument) is also printed as one JSON object on stdout."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        given = argv[: argv.index("--")] if "--" in argv else argv
+        if "--json" not in given or rest or not kwargs.get("standalone_mode", True):
+            return super().main(args, *rest, **kwargs)
+        try:
+            code = super().main(argv, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as exc:
+            exc.show()
+            click.echo(json.dumps(error_json(exc)))
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="flowrun")
 def main() -> None:
     """Run declarative YAML flows against the OpenAI / Azure OpenAI Responses API.
@@ -167,6 +212,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         replay: str | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
+    from .jsontext import dumps
     from .launch import launch
 
     result = launch(
@@ -174,7 +220,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         run_dir, emulator_script, interactive, record=record, replay=replay,
     )
     if as_json:
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        click.echo(dumps(result.to_json(), default=str))
     else:
         from .view import print_outputs
 

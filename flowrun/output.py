@@ -2,7 +2,8 @@
 
 ``output_schema`` is sent as a strict ``text.format`` json_schema. Strict mode wants every
 object closed and every property required, so :func:`strict_schema` closes objects and
-makes optional properties nullable; the parsed result is validated against it.
+makes optional properties nullable (``null`` joins their ``type`` and any ``enum``); the
+parsed result is validated against it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _close(node: Any) -> None:
                     sub["type"] = [t, "null"]
                 elif isinstance(t, list) and "null" not in t:
                     sub["type"] = [*t, "null"]
+                if isinstance(sub.get("enum"), list) and None not in sub["enum"]:
+                    sub["enum"] = [*sub["enum"], None]  # else the enum still forbids null
         node["required"] = list(props)
         node.setdefault("additionalProperties", False)
     for key, value in node.items():

@@ -15,8 +15,11 @@ from typing import Any, Mapping
 
 from .errors import PlanError, Problem, SpecError
 from .loader import FlowFile, display_path, load_file
+from .preflight import (Finding, background_findings, image_findings, python_tool_findings,
+                        schema_findings)
 from .results import RESULT_FIELDS
-from .spec import BUILTIN_TOOLS, Flow, FlowTool, McpTool, Step, tool_kind
+from .spec import (BUILTIN_TOOLS, Flow, FlowTool, ImageGenerationTool, McpTool, PythonTool,
+                   Step, tool_kind)
 from .templating import analyze, is_template, iter_templates
 
 # keys whose string values are data, not templates
@@ -79,6 +82,19 @@ class _Checker:
 
     def add(self, path: tuple[Any, ...], msg: str, hint: str | None = None, **kw: Any) -> None:
         self.problems.append(self.src.problem(path, msg, hint, **kw))
+
+    def found(self, base: tuple[Any, ...], findings: list[Finding]) -> None:
+        for f in findings:
+            self.add(base + f.path, f.message, f.hint, key=f.key)
+
+    def tool_def(self, path: tuple[Any, ...], tool: Any) -> None:
+        """What only the run would find out about one tool definition."""
+        if isinstance(tool, PythonTool):
+            self.found(path + ("python",), python_tool_findings(tool.python, self.ff.base_dir))
+        if getattr(tool, "parameters", None) is not None:
+            self.found(path + ("parameters",), schema_findings(tool.parameters, "parameters"))
+        if isinstance(tool, ImageGenerationTool):
+            self.found(path + ("image_generation",), image_findings(tool.image_generation))
 
     # -- templates -------------------------------------------------------------------
     def template(self, path: tuple[Any, ...], text: str, step: str | None,
@@ -167,6 +183,9 @@ class _Checker:
                     is_loop_expr = key == "for_each"
                     self.template(sub, text, sid, loop=loop and not is_loop_expr)
             self._tools(sid, step, raw)
+            if step.output_schema is not None:
+                self.found(base + ("output_schema",), schema_findings(step.output_schema))
+            self.found(base, background_findings(step, self.flow.defaults))
             if isinstance(step.if_, str) and not is_template(step.if_):
                 self.add(base + ("if",), f"if: {step.if_!r} is plain text, which is always true",
                          f'write a template: if: "{{{{ {step.if_} }}}}"')
@@ -210,6 +229,8 @@ class _Checker:
                          _suggest(ref, [*self.flow.tools, *BUILTIN_TOOLS]))
             elif isinstance(ref, FlowTool):
                 self._subflow(("steps", sid, "tools", i, "flow"), ref.flow, None, None)
+            elif not isinstance(ref, str):
+                self.tool_def(("steps", sid, "tools", i), ref)
         if step.kind != "responses":
             for key in ("tools", "output_schema", "files", "continue", "tool_choice"):
                 if key in raw:
@@ -257,6 +278,7 @@ class _Checker:
             target = getattr(tool, "flow", None)
             if isinstance(target, str):
                 self._subflow(("tools", name, "flow"), target, None, None)
+            self.tool_def(("tools", name), tool)
 
     def outputs(self) -> None:
         for key, value in self.ff.data.get("outputs", {}).items():

@@ -41,6 +41,15 @@ class RunResult:
     error: str | None = None
 
     @property
+    def usage(self) -> dict[str, int]:
+        """Tokens of every step, summed (a sub-flow's count for the step that ran it)."""
+        total: dict[str, int] = {}
+        for outcome in self.steps.values():
+            for key, value in outcome.usage.items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    @property
     def exit_code(self) -> int:
         return {SUCCEEDED: 0, CANCELLED: 130}.get(self.status, 1)
 
@@ -292,12 +301,16 @@ class Runner:
         if self.status != SUCCEEDED:
             return
         ctx = self.ctx.template_context()
-        try:
-            self.outputs = render_deep(dict(self.plan.file.data.get("outputs", {})), ctx)
-        except TemplateError as exc:
-            if self.status == SUCCEEDED:
+        outputs = {}
+        for name, template in self.plan.file.data.get("outputs", {}).items():
+            try:
+                outputs[name] = render_deep(template, ctx)
+            except TemplateError as exc:  # name the output and where it is written
+                where = self.plan.file.source.problem(("outputs", name), "").where
                 self.status = FAILED
-                self.error = f"outputs: {exc}"
+                self.error = self.ctx.redactor.text(f"output {name!r} ({where}): {exc}")
+                return
+        self.outputs = outputs
 
     async def run(self) -> RunResult:
         options = {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExecutionError
+from .jsontext import dumps
 from .secrets import Redactor
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -33,6 +34,16 @@ def safe_name(name: str, default: str = "file") -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = _SAFE.sub("_", base).strip("._") or default
     return base[:120]
+
+
+def unique_name(key: str, default: str = "run") -> str:
+    """A safe name for ``key`` that no other key shares: the key itself when it is already
+    safe, else its safe form plus a short hash of the raw key (``call/1``, ``call_1`` and
+    ``call 1`` get three names)."""
+    name = _SAFE.sub("_", key).strip("._")[:100] or default
+    if name == key:
+        return name
+    return f"{name}-{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
 
 
 def contained(root: Path, candidate: Path) -> Path:
@@ -99,10 +110,14 @@ class RunStore:
     # -- io ------------------------------------------------------------------------------
     def _write_json(self, path: Path, value: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.redactor.deep(value), indent=2, ensure_ascii=False, default=str)
+        text = dumps(self.redactor.deep(value), indent=2, default=str)
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(text + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+            raise
 
 
 def flow_hash(text: str) -> str:

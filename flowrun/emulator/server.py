@@ -59,7 +59,8 @@ def register_routes(provider: RouteProvider) -> RouteProvider:
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    # a lone surrogate (a script's "\udc80") goes out as its JSON escape, as the service sends it
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 from ..context import RunContext, StepContext
 from ..errors import ExecutionError
 from ..run_inputs import resolve_inputs
-from ..store import RunStore, safe_name
+from ..store import RunStore, unique_name
 
 
 async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str) -> dict[str, Any]:
@@ -19,7 +19,7 @@ async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str
     sub = sc.run.plan.subflow(rel)
     inputs = resolve_inputs(sub.flow, {}, given, cwd=sc.run.cwd, flow_dir=sub.base_dir)
     parent = sc.run.store
-    store = RunStore(parent.dir / "subflows", safe_name(key), parent.redactor)
+    store = RunStore(parent.dir / "subflows", unique_name(key), parent.redactor)
     ctx = RunContext(
         plan=sub,
         client=sc.run.client,
@@ -32,6 +32,7 @@ async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str
         cwd=sc.run.cwd,
     )
     result = await Runner(ctx).run()
+    sc.result.add_usage(result.usage)  # the sub-flow's tokens count for the calling step
     if result.status != "succeeded":
         raise ExecutionError(f"sub-flow {rel} {result.status}: {result.error}", sc.step_id)
     return result.outputs

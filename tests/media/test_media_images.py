@@ -14,6 +14,7 @@ from media_kit import assert_rejected_before_any_request, make_image, make_pdf, 
 from PIL import Image
 
 from flowrun.emulator.images import prompt_colour
+from flowrun.errors import SpecError
 
 # --------------------------------------------------------------------------- image input
 
@@ -224,8 +225,10 @@ def test_transparent_jpeg_is_refused_before_sending(tmp_path, emu):
         input: x
         tools: [{image_generation: {background: transparent, output_format: jpeg}}]
     """
-    result = run_flow(tmp_path, emu, flow)
-    assert_rejected_before_any_request(result, emu, "draw", "png or webp")
+    # validate refuses it (tests/fixtures/broken/image-options-rejected.yaml), so no run starts
+    with pytest.raises(SpecError, match="png or webp"):
+        run_flow(tmp_path, emu, flow)
+    assert emu.bodies() == []
 
 
 AZURE_DRAW_FLOW = """

@@ -55,7 +55,7 @@ def valid_flows(draw: st.DrawFn) -> dict[str, Any]:
                          for n in inputs}
     tool_names = draw(st.lists(NAMES, max_size=3, unique=True))
     tool_kinds = [
-        {"python": "tools:fn"},
+        {"python": "json:dumps"},
         {"command": ["./run.sh"]},
         {"mcp": "https://example.com/mcp", "approve": "all"},
         {"code_interpreter": {}},
