@@ -43,7 +43,7 @@ class RunContext:
         if self.secrets is None:
             self.secrets = SecretsView(self.redactor)
         if self.env is None:
-            self.env = EnvView(redactor=self.redactor)
+            self.env = EnvView(redactor=self.redactor, declared=self.plan.flow.secrets)
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         ctx = {
