@@ -44,7 +44,7 @@ class RunContext:
         if self.secrets is None:
             self.secrets = SecretsView(self.redactor, self.environ)
         if self.env is None:
-            self.env = EnvView(self.environ, redactor=self.redactor)
+            self.env = EnvView(self.environ, redactor=self.redactor, declared=self.plan.flow.secrets)
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         ctx = {

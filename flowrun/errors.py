@@ -5,6 +5,8 @@
     │     carries a list of Problem (file, line, column, key path, message, hint)
     ├── PlanError(SpecError)          cycles, unknown steps, impossible wiring (exit 2)
     ├── UsageError                    bad CLI input, missing inputs, no provider (exit 2)
+    │   └── SecretRefused             a value flowrun could not keep secret (too short to
+    │                                 mask, a credential variable not declared as secret)
     ├── ExecutionError                a step failed (exit 1); carries step id and run record
     │   ├── StepTimeout
     │   ├── ToolLoopLimit             the model kept calling tools past max_tool_turns
@@ -114,6 +116,11 @@ class UsageError(FlowrunError):
 
     def format(self) -> str:
         return str(self) + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+class SecretRefused(UsageError):
+    """A secret too short to mask, or a credential-looking ``env.NAME`` that the flow does
+    not declare under ``secrets:``; the message names the variable, never its value."""
 
 
 class ClientError(FlowrunError):

@@ -19,7 +19,11 @@ class RunHooks:
         """Something the user should see and keep (a denied approval, a blocked page)."""
 
     def on_text_delta(self, step_key: str, delta: str) -> None:
-        """A streamed text delta arrived for a step (``stream: true``)."""
+        """A streamed text delta arrived for a step (``stream: true``); secrets masked."""
+
+    def on_text_reset(self, step_key: str) -> None:
+        """The text streamed so far for a step is void: the model call is retried, and its
+        deltas start over."""
 
     def on_run_end(self, result: Any) -> None:
         """The run finished (any status); ``result`` is the :class:`RunResult`."""

@@ -18,6 +18,7 @@ from .loader import FlowFile, display_path, load_file
 from .preflight import (Finding, background_findings, image_findings, python_tool_findings,
                         schema_findings)
 from .results import RESULT_FIELDS
+from .secrets import looks_like_credential, undeclared_credential
 from .spec import (BUILTIN_TOOLS, Flow, FlowTool, ImageGenerationTool, McpTool, PythonTool,
                    Step, tool_kind)
 from .templating import analyze, is_template, iter_templates
@@ -153,6 +154,11 @@ class _Checker:
                              _suggest(ref.name, list(self.flow.steps)), offset=off)
                 elif step is not None:
                     self.deps[step].add(ref.name)
+            elif (ref.root == "env" and looks_like_credential(ref.name)
+                  and ref.name not in self.flow.secrets):
+                self.add(path, undeclared_credential(ref.name),
+                         f"declare it: secrets: [{ref.name}], then write secrets.{ref.name}",
+                         offset=off)
             elif ref.root == "secrets" and self.flow.secrets and ref.name not in self.flow.secrets:
                 self.add(path, f"secret {ref.name!r} is not declared in secrets:",
                          _suggest(ref.name, self.flow.secrets) or "add it to secrets:", offset=off)

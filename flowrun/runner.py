@@ -19,7 +19,7 @@ from .hooks import RunHooks
 from .plan import Plan
 from .results import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult
 from .scheduler import NodeOptions, Scheduler
-from .secrets import Redactor, looks_like_credential
+from .secrets import Redactor, looks_like_credential, too_short
 from .steps import executor
 from .store import RunStore, flow_hash, new_run_id
 from .templating import TemplateError, analyze, iter_templates, render_deep
@@ -232,7 +232,7 @@ class Runner:
         if not isinstance(values, (list, tuple)):
             raise ExecutionError(
                 f"for_each must give a list, got {type(values).__name__}: "
-                f"{self.ctx.redactor.text(str(values))[:100]!r}",
+                f"{self.ctx.redactor.truncate(str(values), 100, marker='...')!r}",
                 sid,
             )
         limit = asyncio.Semaphore(step.max_parallel) if step.max_parallel else None
@@ -360,12 +360,13 @@ def run_redactor(plan: Plan, env: Any, provider: Any = None) -> Redactor:
     ``OPENAI_*`` / ``AZURE_*`` variable."""
     redactor = Redactor()
     for name in secrets_used(plan):
-        redactor.add(env.get(name))
+        redactor.add(env.get(name), name)  # refuses a value too short to mask
     key = getattr(provider, "api_key", None)
     if isinstance(key, str) and len(key) >= 12 and provider.kind != "emulator":
         redactor.add(key)  # the endpoint's own key, should a template read it via env
     for name, value in env.items():
-        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name):
+        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name) \
+                and not too_short(value):  # too short to mask, and unreadable by templates
             redactor.add(value)
     return redactor
 

@@ -249,8 +249,12 @@ def _describe(exc: Exception) -> str:
     from jinja2 import UndefinedError
     from jinja2.exceptions import SecurityError
 
+    from .errors import FlowrunError
+
     if isinstance(exc, UndefinedError):
         return f"undefined value: {exc.message}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {exc}"
+    if isinstance(exc, FlowrunError):  # a refused secret: its message says what to do
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"

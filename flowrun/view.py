@@ -108,6 +108,11 @@ class LiveView(RunHooks):
         row["detail"] = row["stream"].replace("\n", " ")[-70:]
         self._refresh()
 
+    def on_text_reset(self, step_key: str) -> None:
+        row = self.rows.setdefault(step_key.split(".", 1)[0], {"status": "running"})
+        row["stream"] = row["detail"] = ""
+        self._refresh()
+
     def on_run_end(self, result: Any) -> None:
         if self._live is not None:
             self._refresh()

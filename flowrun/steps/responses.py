@@ -19,6 +19,7 @@ from ..output import output_text, parse_structured, reasoning_summary, refusal, 
 from ..parts import build_input
 from ..results import SUCCEEDED
 from ..retry import with_retries
+from ..secrets import StreamMasker
 from ..tools import EVENT_HANDLERS, build_tools, handle_items, load_builtins
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
@@ -116,19 +117,24 @@ async def _on_event(sc: StepContext, event: dict[str, Any]) -> None:
 
 
 def _stream_text(sc: StepContext, delta: str, final: bool = False) -> None:
-    """Pass streamed text to the hooks with secrets masked. A secret may arrive split
-    across deltas, so text is held back by the longest secret's length until the part
-    is done."""
-    st = sc.state.setdefault("stream", {"raw": "", "sent": 0})
-    st["raw"] += delta
-    redactor = sc.run.redactor
-    safe = redactor.text(st["raw"])
-    upto = len(safe) if final else len(safe) - redactor.longest
-    if upto > st["sent"]:
-        sc.run.hooks.on_text_delta(sc.key, safe[st["sent"]:upto])
-        st["sent"] = upto
-    if final:
-        sc.state["stream"] = {"raw": "", "sent": 0}
+    """Pass streamed text to the hooks with secrets masked (:class:`StreamMasker`: what
+    could be the start of a secret split across deltas is held back until the part is
+    done)."""
+    masker = sc.state.get("stream")
+    if masker is None:
+        masker = sc.state["stream"] = StreamMasker(sc.run.redactor)
+    shown = masker.feed(delta) + (masker.flush() if final else "")
+    if shown:
+        sc.run.hooks.on_text_delta(sc.key, shown)
+
+
+def _restart_stream(sc: StepContext) -> None:
+    """A retried call streams its text again from the start: what the failed attempt held
+    back is dropped unseen, and the hooks forget what it showed."""
+    masker = sc.state.pop("stream", None)
+    if masker is not None:
+        masker.reset()
+    sc.run.hooks.on_text_reset(sc.key)
 
 
 async def _background(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -170,9 +176,14 @@ async def _cancel_quietly(client: Any, response_id: str) -> None:
 async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
     """One model turn, with retries, streaming or background as the step asks."""
     client = sc.run.client
+    tries = 0
 
     async def attempt() -> dict[str, Any]:
+        nonlocal tries
+        tries += 1
         sc.result.attempts += 1
+        if tries > 1 and sc.param("stream"):
+            _restart_stream(sc)
         if sc.step.background:
             return await _background(sc, params)
         if sc.param("stream"):

@@ -17,6 +17,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from ..secrets import Redactor, truncate
+
 STDERR_TAIL = 2000
 MAX_OUTPUT_BYTES = 8 * 1024 * 1024
 
@@ -68,8 +70,10 @@ def parse_stdout(data: bytes) -> str:
     return text.rstrip("\n")
 
 
-async def run_command(argv: list[str], cwd: Path, arguments: dict[str, Any]) -> str:
-    """Run the program once with ``arguments`` as JSON on stdin; the text of its result."""
+async def run_command(argv: list[str], cwd: Path, arguments: dict[str, Any],
+                      redactor: Redactor | None = None) -> str:
+    """Run the program once with ``arguments`` as JSON on stdin; the text of its result.
+    The stderr tail of a failure is taken after ``redactor`` masked the whole of it."""
     payload = json.dumps(arguments, ensure_ascii=False).encode("utf-8")
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -92,7 +96,8 @@ async def run_command(argv: list[str], cwd: Path, arguments: dict[str, Any]) -> 
             except asyncio.CancelledError:
                 pass
     if proc.returncode != 0:
-        tail = stderr.decode("utf-8", errors="replace").strip()[-STDERR_TAIL:]
+        tail = truncate(stderr.decode("utf-8", errors="replace").strip(), STDERR_TAIL, "tail",
+                        redactor=redactor)
         status = proc.returncode
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise CommandFailed(f"the command {how}" + (f"; stderr: {tail}" if tail else ""))

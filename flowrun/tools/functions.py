@@ -39,6 +39,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ..errors import ExecutionError, FlowrunError, ToolLoopLimit
+from ..secrets import truncate
 from ..templating import TemplateError
 from . import register_item, register_tool
 from .command import CommandFailed, resolve_argv, run_command
@@ -340,7 +341,7 @@ async def build_command(sc: Any, name: str, tool: Any) -> list[dict[str, Any]]:
 
     async def invoke(arguments: dict[str, Any], call_id: str) -> Any:
         try:
-            return await run_command(argv, base_dir, arguments)
+            return await run_command(argv, base_dir, arguments, sc.run.redactor)
         except CommandFailed as exc:
             raise ToolFailure(str(exc)) from None
 
@@ -432,13 +433,8 @@ def _as_output(result: Any) -> str:
         except Exception as exc:
             raise ToolFailure(f"the function returned a value that is not JSON "
                               f"({type(result).__name__}: {exc})") from None
-    if len(text) > MAX_OUTPUT_CHARS:
-        text = text[:MAX_OUTPUT_CHARS] + f"... [truncated: {len(text)} characters in all]"
-    return text
-
-
-def _cap(text: str) -> str:
-    return text if len(text) <= RECORD_OUTPUT_CHARS else text[:RECORD_OUTPUT_CHARS] + "... [truncated]"
+    # the model gets the tool's own output (as a tool would hand it over), only shortened
+    return truncate(text, MAX_OUTPUT_CHARS, marker=f"... [truncated: {len(text)} characters in all]")
 
 
 async def _call_one(sc: Any, call: dict[str, Any], turn: int, bound: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
@@ -480,7 +476,7 @@ async def _call_one(sc: Any, call: dict[str, Any], turn: int, bound: dict[str, d
             if inspect.isawaitable(result):
                 result = await result
         output = _as_output(result)
-        record["output"] = _cap(redactor.text(output))  # mask first: a cut secret is no longer found
+        record["output"] = redactor.truncate(output, RECORD_OUTPUT_CHARS, marker="... [truncated]")
     except ToolFailure as exc:
         message = redactor.text(str(exc))
         output, record["error"] = json.dumps({"error": message}, ensure_ascii=False), message

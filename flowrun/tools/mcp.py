@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ExecutionError
+from ..errors import ExecutionError, SecretRefused
 from ..spec import McpTool
 from ..templating import analyze
 from . import register_event, register_item, register_tool
@@ -76,7 +76,10 @@ async def build_mcp_tool(sc: Any, name: str, tool: McpTool) -> list[dict[str, An
         for header, template in tool.headers.items():
             value = str(sc.render(template))
             if _CREDENTIAL_NAME.search(header) or analyze(template).names("secrets"):
-                sc.run.redactor.add(value)
+                try:
+                    sc.run.redactor.add(value, f"header {header!r}")
+                except SecretRefused as exc:
+                    raise ExecutionError(f"tool {name!r}: {exc}", sc.step_id) from None
             headers[header] = value
         entry["headers"] = headers
     if tool.allowed_tools is not None:
@@ -230,8 +233,8 @@ async def record_call(sc: Any, item: dict[str, Any], response: dict[str, Any]) -
     label = item.get("server_label", "")
     name = item.get("name", "")
     output = item.get("output")
-    if isinstance(output, str) and len(output) > RECORD_OUTPUT_CHARS:
-        output = output[:RECORD_OUTPUT_CHARS] + "... [truncated]"
+    if isinstance(output, str):  # masked before it is cut: no part of a secret is kept
+        output = sc.run.redactor.truncate(output, RECORD_OUTPUT_CHARS, marker="... [truncated]")
     entry: dict[str, Any] = sc.run.redactor.deep({
         "type": "mcp_call",
         "kind": "mcp",

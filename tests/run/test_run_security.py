@@ -75,6 +75,7 @@ def test_credential_looking_env_values_are_masked(tmp_path, emu, monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-from-env-987654")
     result = run_flow(tmp_path, emu, """
         name: env
+        secrets: [MY_SERVICE_TOKEN]
         steps:
           a: {input: "hello"}
         outputs:
