@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -26,8 +26,10 @@ def is_template(value: Any) -> bool:
 
 @lru_cache(maxsize=1)
 def environment() -> Any:
-    """The one Jinja environment flowrun uses: sandboxed, immutable, strict."""
+    """The one Jinja environment flowrun uses: sandboxed, immutable, strict, budgeted."""
     from jinja2 import StrictUndefined
+
+    from . import template_budget as tb
 
     env = _bounded_sandbox()(
         undefined=StrictUndefined,
@@ -36,33 +38,71 @@ def environment() -> Any:
     )
     env.filters["fromjson"] = json.loads
     env.filters["tojson"] = lambda v, indent=None: json.dumps(v, indent=indent, default=str)
+    for name, func in list(env.filters.items()):
+        env.filters[name] = tb.bounded(name, func)
+    env.filters[tb.EACH] = tb.Counted
+    env.filters[tb.CONCAT] = tb.concat
+    env.globals["lipsum"] = tb.lipsum
     return env
-
-
-MAX_RESULT = 1_000_000
-"""Largest string or list that ``*`` may build, and the largest power ``**`` may take."""
 
 
 @lru_cache(maxsize=1)
 def _bounded_sandbox() -> Any:
-    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded so that a template cannot
-    build a giant string or number (``range`` is already bounded by Jinja)."""
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """Jinja's immutable sandbox with the render budget (``template_budget``) wired into
+    its hooks: calls, operators, ``str.format``, loops and ``~`` (the last two by
+    rewriting the parsed template before it is compiled)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
+    from markupsafe import Markup
+
+    from . import template_budget as tb
+
+    class Formatter(tb.FormatterMixin, SandboxedFormatter):
+        pass
+
+    class EscapeFormatter(tb.FormatterMixin, SandboxedEscapeFormatter):
+        pass
 
     class BoundedSandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**"])
+        intercepted_binops = frozenset(["+", "-", "*", "/", "//", "%", "**"])
+
+        def compile(self, source: Any, name: Any = None, filename: Any = None,
+                    raw: bool = False, defer_init: bool = False) -> Any:
+            if isinstance(source, str):
+                source = self.parse(source, name, filename)
+            tree = tb.Instrument().visit(source)
+            tree.set_environment(self)
+            return super().compile(tree, name, filename, raw, defer_init)
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "*":
-                for seq, n in ((left, right), (right, left)):
-                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
-                        if len(seq) * n > MAX_RESULT:
-                            raise SecurityError(f"'*' would build more than {MAX_RESULT:,} items")
-            if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
-                if not (isinstance(left, (int, float)) and abs(left) <= 1):
-                    raise SecurityError("'**' with an exponent over 1000 is not allowed")
-            return super().call_binop(context, operator, left, right)
+            tb.tick()
+            tb.check_binop(operator, left, right)
+            return tb.sized(super().call_binop(context, operator, left, right))
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            tb.tick()
+            args = tb.check_call(__obj, args, kwargs)
+            return tb.sized(super().call(__context, __obj, *args, **kwargs))
+
+        def wrap_str_format(self, value: Any) -> Any:
+            import types
+
+            if not isinstance(value, (types.MethodType, types.BuiltinMethodType)) or \
+                    value.__name__ not in ("format", "format_map") or not isinstance(value.__self__, str):
+                return None
+            f_self = value.__self__
+            formatter = (EscapeFormatter(self, escape=f_self.escape) if isinstance(f_self, Markup)
+                         else Formatter(self))
+            is_map = value.__name__ == "format_map"
+
+            def wrapper(*args: Any, **kwargs: Any) -> str:
+                if is_map:
+                    if kwargs or len(args) != 1:
+                        raise TypeError("format_map() takes exactly one argument")
+                    args, kwargs = (), args[0]
+                formatter._total = 0
+                return type(f_self)(formatter.vformat(f_self, args, kwargs))
+
+            return update_wrapper(wrapper, value)
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             # ``steps.a.items``, ``inputs.values``: in a mapping the key wins over the
@@ -202,21 +242,40 @@ class TemplateError(Exception):
 
 def evaluate(source: Any, context: dict[str, Any]) -> Any:
     """A single-expression template gives its native value; other templates give text;
-    non-templates are returned unchanged."""
-    from jinja2 import Undefined
+    non-templates are returned unchanged. Every render runs under the render budget."""
+    from . import template_budget as tb
 
     if not is_template(source):
         return source
     m = _SINGLE_EXPR.match(source)
     try:
-        if m:
-            value = _compiled_expr(m.group("expr").strip())(**context)
-            if isinstance(value, Undefined):  # an expression returns Undefined, not raises
-                value._fail_with_undefined_error()
-            return value
-        return _compiled(source).render(**context)
+        with tb.budget():
+            if m:
+                return tb.sized(_native(_compiled_expr(m.group("expr").strip()), context))
+            return _text(_compiled(source), context)
     except Exception as exc:  # jinja raises many kinds; all are the template's fault
         raise TemplateError(_describe(exc)) from None
+
+
+def _native(expr: Any, context: dict[str, Any]) -> Any:
+    from jinja2 import Undefined
+
+    value = expr(**context)
+    if isinstance(value, Undefined):  # an expression returns Undefined, not raises
+        value._fail_with_undefined_error()
+    return value
+
+
+def _text(template: Any, context: dict[str, Any]) -> str:
+    """Render chunk by chunk, stopping as soon as the output passes the limit."""
+    from . import template_budget as tb
+
+    parts, total = [], 0
+    for chunk in template.generate(**context):
+        total += len(chunk)
+        tb.check_text(total, "the rendered text")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def render(source: Any, context: dict[str, Any]) -> str:
