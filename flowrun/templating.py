@@ -15,6 +15,8 @@ from functools import lru_cache, update_wrapper
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+from .template_scope import free_names
+
 ROOTS = ("inputs", "steps", "secrets", "env")
 LOOP_NAMES = ("item", "index")
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{|\{%).)*)\}\}\s*$", re.S)
@@ -153,7 +155,7 @@ def analyze(source: str) -> TemplateInfo:
     info = TemplateInfo()
     try:
         tree = env.parse(source)
-        undeclared = _undeclared(tree, nodes)
+        free = free_names(tree)
     except TemplateSyntaxError as exc:
         info.error = exc.message or "template syntax error"
         info.error_line = exc.lineno
@@ -168,10 +170,13 @@ def analyze(source: str) -> TemplateInfo:
             kind = "filter" if isinstance(node, nodes.Filter) else "test"
             info.error, info.error_line = f"No {kind} named {node.name!r}.", node.lineno
             return info
-    for name in sorted(undeclared):
+    first_line: dict[str, int] = {}
+    for n in free:
+        first_line.setdefault(n.name, n.lineno)
+    free_ids = {id(n) for n in free}
+    for name, line in sorted(first_line.items()):
         if name in ROOTS or name in env.globals:
             continue
-        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
         if name in LOOP_NAMES:
             info.loop_vars.add(name)
             info.loop_uses.append((name, line))
@@ -179,7 +184,7 @@ def analyze(source: str) -> TemplateInfo:
         info.unknown.append((name, line))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node
-        if not (isinstance(target, nodes.Name) and target.name in ROOTS and target.name in undeclared):
+        if not (isinstance(target, nodes.Name) and target.name in ROOTS and id(target) in free_ids):
             continue
         if isinstance(node, nodes.Getattr):
             info.refs.append(Reference(target.name, node.attr, node.lineno))
@@ -190,27 +195,15 @@ def analyze(source: str) -> TemplateInfo:
     for node in tree.find_all(nodes.Getattr):
         inner = node.node
         if (isinstance(inner, nodes.Getattr) and isinstance(inner.node, nodes.Name)
-                and inner.node.name == "steps" and "steps" in undeclared):
+                and inner.node.name == "steps" and id(inner.node) in free_ids):
             info.step_fields.append((inner.attr, node.attr, node.lineno))
     # a bare root (``{{ steps }}``) still counts as a use of that root
     used = {r.root for r in info.refs} | {root for root, _ in info.dynamic}
-    for n in tree.find_all(nodes.Name):
-        if n.name in ROOTS and n.name in undeclared and n.name not in used:
+    for n in free:
+        if n.name in ROOTS and n.name not in used:
             info.refs.append(Reference(n.name, None, n.lineno))
             used.add(n.name)
     return info
-
-
-def _undeclared(tree: Any, nodes: Any) -> set[str]:
-    """Names a template reads but never assigns: a cheap stand-in for
-    ``jinja2.meta.find_undeclared_variables``, which runs the whole code generator."""
-    names = list(tree.find_all(nodes.Name))
-    assigned = {n.name for n in names if n.ctx in ("store", "param")}
-    if any(True for _ in tree.find_all(nodes.For)):
-        assigned.add("loop")
-    if any(True for _ in tree.find_all((nodes.Macro, nodes.CallBlock))):
-        assigned |= {"caller", "varargs", "kwargs"}
-    return {n.name for n in names if n.ctx == "load" and n.name not in assigned}
 
 
 def iter_templates(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
