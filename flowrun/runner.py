@@ -293,7 +293,7 @@ class Runner:
             return
         ctx = self.ctx.template_context()
         try:
-            self.outputs = render_deep(dict(self.plan.file.data.get("outputs", {})), ctx)
+            self.outputs = render_deep(dict(self.plan.file.data.get("outputs", {})), ctx, self.plan.file)
         except TemplateError as exc:
             if self.status == SUCCEEDED:
                 self.status = FAILED

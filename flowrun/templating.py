@@ -230,12 +230,19 @@ def _compiled_expr(expr: str) -> Any:
 
 
 class TemplateError(Exception):
-    """A template failed while rendering (undefined value, sandbox violation, bad filter)."""
+    """A template failed while rendering (undefined value, sandbox violation, bad filter,
+    a render limit). ``line`` is the line inside the template; with an ``origin`` the
+    message starts with the template's ``file:line:col`` in the flow."""
+
+    def __init__(self, message: str, source: str = "", line: int = 1, where: str | None = None):
+        self.message, self.source, self.line, self.where = message, source, line, where
+        super().__init__(f"{where}: {message}" if where else message)
 
 
-def evaluate(source: Any, context: dict[str, Any]) -> Any:
+def evaluate(source: Any, context: dict[str, Any], origin: Any = None) -> Any:
     """A single-expression template gives its native value; other templates give text;
-    non-templates are returned unchanged. Every render runs under the render budget."""
+    non-templates are returned unchanged. Every render runs under the render budget.
+    ``origin`` (the flow's ``FlowFile``) lets an error name the template's position."""
     from . import template_budget as tb
 
     if not is_template(source):
@@ -247,7 +254,40 @@ def evaluate(source: Any, context: dict[str, Any]) -> Any:
                 return tb.sized(_native(_compiled_expr(m.group("expr").strip()), context))
             return _text(_compiled(source), context)
     except Exception as exc:  # jinja raises many kinds; all are the template's fault
-        raise TemplateError(_describe(exc)) from None
+        line = source[:m.start("expr")].count("\n") + 1 if m else _template_line(exc)
+        raise TemplateError(_describe(exc), source, line, locate(origin, source, line)) from None
+
+
+def _template_line(exc: BaseException) -> int:
+    """The template line Jinja's rewritten traceback points at (1 if none)."""
+    from jinja2 import TemplateSyntaxError
+
+    if isinstance(exc, TemplateSyntaxError) and exc.lineno:
+        return exc.lineno
+    line, tb = 1, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def locate(origin: Any, source: str, line: int = 1) -> str | None:
+    """``file:line:col`` of line ``line`` of template ``source`` in a loaded flow file
+    (the first place that template text appears), or None."""
+    if origin is None:
+        return None
+    src = origin.source
+    for path, text in iter_templates(origin.data):
+        if text != source or tuple(path) not in src.values:
+            continue
+        row, col = src.values[tuple(path)]
+        lines = origin.text.splitlines()
+        # as plan.py does: a block scalar (| or >) starts on the line after its indicator
+        block = 1 if 0 < row <= len(lines) and lines[row - 1][col - 1:].lstrip()[:1] in ("|", ">") else 0
+        dline = max(line, 1) - 1 + block
+        return f"{src.file}:{row}:{col}" if dline == 0 else f"{src.file}:{row + dline}:1"
+    return None
 
 
 def _native(expr: Any, context: dict[str, Any]) -> Any:
@@ -271,9 +311,9 @@ def _text(template: Any, context: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render(source: Any, context: dict[str, Any]) -> str:
+def render(source: Any, context: dict[str, Any], origin: Any = None) -> str:
     """Render to text; structured values become JSON."""
-    value = evaluate(source, context)
+    value = evaluate(source, context, origin)
     if isinstance(value, str):
         return value
     if isinstance(value, (dict, list)):
@@ -281,14 +321,14 @@ def render(source: Any, context: dict[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
-def render_deep(value: Any, context: dict[str, Any]) -> Any:
+def render_deep(value: Any, context: dict[str, Any], origin: Any = None) -> Any:
     """Evaluate every template inside a plain structure."""
     if isinstance(value, str):
-        return evaluate(value, context)
+        return evaluate(value, context, origin)
     if isinstance(value, dict):
-        return {k: render_deep(v, context) for k, v in value.items()}
+        return {k: render_deep(v, context, origin) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_deep(v, context) for v in value]
+        return [render_deep(v, context, origin) for v in value]
     return value
 
 
@@ -305,4 +345,6 @@ def _describe(exc: Exception) -> str:
         return f"undefined value: {exc.message}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {exc}"
+    if isinstance(exc, RecursionError):
+        return "the template recurses too deeply (a macro or recursive loop that never stops?)"
     return f"{type(exc).__name__}: {exc}"
