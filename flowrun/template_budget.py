@@ -30,7 +30,9 @@ MAX_ITEMS = 1_000_000
 MAX_INT_DIGITS = 4_300
 """Largest integer a template may compute, in decimal digits (Python's own str limit)."""
 MAX_STEPS = 100_000
-"""Loop iterations plus calls (functions, macros, methods, filters) in one render."""
+"""Loop iterations plus calls (functions, methods, filters) in one render; a macro call
+counts as ``MACRO_COST`` (it costs about that many loop iterations)."""
+MACRO_COST = 10
 MAX_SECONDS = 2.0
 """Wall-clock time of one render."""
 MAX_JSON_INDENT = 32
@@ -51,8 +53,8 @@ class Budget:
     deadline: float
     steps: int = 0
 
-    def tick(self) -> None:
-        self.steps += 1
+    def tick(self, cost: int = 1) -> None:
+        self.steps += cost
         if self.steps > MAX_STEPS:
             raise LimitExceeded(f"more than {MAX_STEPS:,} loop iterations and calls in one render")
         if time.monotonic() > self.deadline:
@@ -77,10 +79,10 @@ def budget() -> Iterator[Budget]:
         _current.reset(token)
 
 
-def tick() -> None:
+def tick(cost: int = 1) -> None:
     b = _current.get()
     if b is not None:
-        b.tick()
+        b.tick(cost)
 
 
 # --------------------------------------------------------------------------- size checks
@@ -240,8 +242,11 @@ _WIDTH_METHODS = {"center", "ljust", "rjust", "zfill"}
 
 
 def check_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Refuse a method call on a string or number that would build something too big;
-    gives the (possibly materialized) arguments to call with."""
+    """Charge a call to the budget, and refuse a method call on a string or number that
+    would build something too big; gives the (possibly materialized) arguments."""
+    from jinja2.runtime import Macro
+
+    tick(MACRO_COST if isinstance(obj, Macro) else 1)
     if not isinstance(obj, types.BuiltinMethodType):
         return args
     owner = getattr(obj, "__self__", None)

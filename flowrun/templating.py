@@ -81,7 +81,6 @@ def _bounded_sandbox() -> Any:
             return tb.sized(super().call_binop(context, operator, left, right))
 
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-            tb.tick()
             args = tb.check_call(__obj, args, kwargs)
             return tb.sized(super().call(__context, __obj, *args, **kwargs))
 
