@@ -109,13 +109,13 @@ class StepContext:
 
     def render(self, value: Any) -> Any:
         """Text for a template string; other values unchanged."""
-        return render(value, self.context()) if isinstance(value, str) else value
+        return render(value, self.context(), self.run.plan.file) if isinstance(value, str) else value
 
     def evaluate(self, value: Any) -> Any:
-        return evaluate(value, self.context())
+        return evaluate(value, self.context(), self.run.plan.file)
 
     def render_deep(self, value: Any) -> Any:
-        return render_deep(value, self.context())
+        return render_deep(value, self.context(), self.run.plan.file)
 
     def save_response(self, response: dict[str, Any]) -> None:
         self.run.store.save_response(self.key, response)

@@ -304,11 +304,11 @@ class Runner:
         outputs = {}
         for name, template in self.plan.file.data.get("outputs", {}).items():
             try:
-                outputs[name] = render_deep(template, ctx)
+                outputs[name] = render_deep(template, ctx, self.plan.file)
             except TemplateError as exc:  # name the output and where it is written
-                where = self.plan.file.source.problem(("outputs", name), "").where
+                where = exc.where or self.plan.file.source.problem(("outputs", name), "").where
                 self.status = FAILED
-                self.error = self.ctx.redactor.text(f"output {name!r} ({where}): {exc}")
+                self.error = self.ctx.redactor.text(f"output {name!r} ({where}): {exc.message}")
                 return
         self.outputs = outputs
 

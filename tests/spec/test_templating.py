@@ -180,3 +180,65 @@ def test_unknown_filters_and_tests_inside_conditions(source: str) -> None:
     # (known bug: analyze() accepts both, and the run fails later)
     info = analyze(source)
     assert info.error is not None and ("lenght" in info.error or "evn" in info.error)
+
+
+# --------------------------------------------------------------------------- local names
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet(inputs.company) }}",
+        "{% macro row(x) %}[{{ caller(x) }}{{ varargs | length }}{{ kwargs | length }}]{% endmacro %}"
+        "{% call(v) row(inputs.n) %}{{ v }}{% endcall %}",
+        "{% macro down(n) %}{{ n }}{% if n %}{{ down(n - 1) }}{% endif %}{% endmacro %}{{ down(inputs.n) }}",
+        "{% with total = inputs.n * 2 %}{{ total }}{% endwith %}",
+        "{% set ns = namespace(k=0) %}{% for a, b in [(1, 2)] %}{% set ns.k = a + b %}{% endfor %}{{ ns.k }}",
+        "{% set block %}{{ inputs.company }}{% endset %}{{ block | upper }}",
+    ],
+)
+def test_macros_and_other_locals_are_not_unknown(source: str) -> None:
+    info = analyze(source)
+    assert info.error is None and info.unknown == [], info.unknown
+    assert info.names("inputs") <= {"company", "n"}
+    evaluate(source, CTX)  # and they really render
+
+
+@pytest.mark.parametrize(
+    ("source", "unknown"),
+    [
+        ("{{ later }}{% set later = 1 %}", "later"),  # used before it is set
+        ("{% for x in [1] %}{% set inner = x %}{% endfor %}{{ inner }}", "inner"),  # loop scope
+        ("{% with w = 1 %}{% endwith %}{{ w }}", "w"),
+        ("{% macro m(p) %}{% endmacro %}{{ p }}", "p"),  # a parameter is the macro's own
+        ("{{ helper() }}{% macro helper() %}{% endmacro %}", "helper"),  # called before it exists
+    ],
+)
+def test_local_names_only_count_where_jinja_binds_them(source: str, unknown: str) -> None:
+    assert [name for name, _ in analyze(source).unknown] == [unknown]
+    with pytest.raises(TemplateError, match="undefined value"):
+        evaluate(source, CTX)
+
+
+def test_a_local_name_shadows_a_root() -> None:
+    info = analyze("{% for steps in inputs.lists %}{{ steps.x }}{% endfor %}{{ steps.a.text }}")
+    assert info.names("steps") == {"a"} and info.names("inputs") == {"lists"}
+
+
+def test_a_flow_with_macros_validates() -> None:
+    # the plan checks every template: a macro name is not an "unknown template variable"
+    from flowrun.loader import load_text
+    from flowrun.plan import build_plan
+
+    text = (
+        "name: macros\n"
+        "inputs:\n"
+        "  items: {type: list, default: [a, b]}\n"
+        "steps:\n"
+        "  a:\n"
+        "    input: |\n"
+        "      {% macro bullet(text, mark='-') %}{{ mark }} {{ text }}{% endmacro %}\n"
+        "      {% for i in inputs.items %}{{ bullet(i) }}\n"
+        "      {% endfor %}\n"
+    )
+    assert build_plan(load_text(text, "macros.yaml")).order == ("a",)
