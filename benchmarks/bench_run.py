@@ -27,7 +27,10 @@ critical-path bound (longest path x latency). The script prints a report and exi
 whether or not the goals are met; it exits 1 only when something crashed.
 
     .venv/bin/python benchmarks/bench_run.py [--latency-ms 100] [--repeat 3]
-                                             [--shapes wide,deep,lattice]
+                                             [--shapes wide,deep,lattice] [--max-concurrency N]
+    .venv/bin/python benchmarks/bench_run.py --quick     # CI: 20 ms, once, no CLI runs
+
+The flows carry no ``max_concurrency``: flowrun's default (100) applies, as for a user.
 """
 from __future__ import annotations
 
@@ -48,7 +51,6 @@ from typing import Any
 
 SHAPES = ("wide", "deep", "lattice")
 MODEL = "bench"
-MAX_CONCURRENCY = 1000  # well above any shape's width: never the limit
 REPLY_PAD = "lorem ipsum dolor sit amet " * 4  # ~110 characters of model output per step
 
 
@@ -95,15 +97,14 @@ def reply_text(node: str) -> str:
     return f"Output of {node}: {REPLY_PAD}".strip()
 
 
-def write_flow(shape: str, path: Path) -> None:
-    """The flow file for ``shape`` (JSON is valid YAML, and needs no quoting rules)."""
+def write_flow(shape: str, path: Path, max_concurrency: int | None = None) -> None:
+    """The flow file for ``shape`` (JSON is valid YAML, and needs no quoting rules);
+    without ``max_concurrency`` flowrun's default applies."""
     dag = build_dag(shape)
-    flow = {
-        "name": f"bench_{shape}",
-        "defaults": {"model": MODEL},
-        "max_concurrency": MAX_CONCURRENCY,
-        "steps": {node: {"input": flow_template(node, deps)} for node, deps in dag.items()},
-    }
+    flow: dict[str, Any] = {"name": f"bench_{shape}", "defaults": {"model": MODEL}}
+    if max_concurrency:
+        flow["max_concurrency"] = max_concurrency
+    flow["steps"] = {node: {"input": flow_template(node, deps)} for node, deps in dag.items()}
     path.write_text(json.dumps(flow, indent=1) + "\n")
 
 
@@ -168,7 +169,7 @@ async def worker_flowrun(shape: str, base_url: str, flow: str, run_root: str) ->
     client = ResponsesClient(ProviderConfig("emulator", base_url, "key"))
     setup_rss = _rss_now_mb()
     t0 = time.perf_counter()
-    result = await run_plan(plan, client, {}, run_root=Path(run_root), max_concurrency=MAX_CONCURRENCY)
+    result = await run_plan(plan, client, {}, run_root=Path(run_root))
     wall = time.perf_counter() - t0
     await client.close()
     if result.status != "succeeded":
@@ -304,6 +305,7 @@ def bench(args: argparse.Namespace) -> int:
             return 2
     latency = args.latency_ms / 1000.0
     me = str(Path(__file__).resolve())
+    contenders = ("hand", "flowrun") if args.quick else ("hand", "flowrun", "cli")
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as tmp:
         tmpdir = Path(tmp)
@@ -317,12 +319,12 @@ def bench(args: argparse.Namespace) -> int:
             for shape in shapes:
                 dag = build_dag(shape)
                 flow = tmpdir / f"{shape}.flow.yaml"
-                write_flow(shape, flow)
+                write_flow(shape, flow, args.max_concurrency)
                 hops = longest_path(dag)
                 res: dict[str, list[dict[str, Any]]] = {"hand": [], "flowrun": [], "cli": []}
                 for rep in range(args.repeat):
                     prompts: dict[str, dict[str, str]] = {}
-                    for who in ("hand", "flowrun", "cli"):
+                    for who in contenders:
                         emu.reset()
                         run_root = tmpdir / "runs" / f"{shape}-{who}-{rep}"
                         if who == "cli":
@@ -349,7 +351,7 @@ def bench(args: argparse.Namespace) -> int:
                         res[who].append(data)
                         print(f"  {shape:8s} rep {rep + 1} {who:8s} {data['wall']:7.3f} s  "
                               f"maxrss {data['maxrss_mb']:6.1f} MB", file=sys.stderr)
-                    for who in ("flowrun", "cli"):
+                    for who in contenders[1:]:
                         diff = [n for n in dag if prompts[who][n] != prompts["hand"][n]]
                         if diff:
                             raise RuntimeError(f"{shape}: {who} sent different prompts for {diff[:3]}: "
@@ -366,10 +368,11 @@ def bench(args: argparse.Namespace) -> int:
                     "r_bound": fr / bound if bound else float("inf"),
                     "hand_r_bound": hand / bound if bound else float("inf"),
                     "rss_hand": med("hand", "maxrss_mb"), "rss_flowrun": med("flowrun", "maxrss_mb"),
-                    "rss_cli": med("cli", "maxrss_mb"),
+                    "rss_cli": med("cli", "maxrss_mb") if res["cli"] else float("nan"),
                     "setup_rss_hand": med("hand", "setup_rss_mb"),
                     "setup_rss_flowrun": med("flowrun", "setup_rss_mb"),
-                    "cli": med("cli", "wall"), "plan_load": med("flowrun", "plan_load_s"),
+                    "cli": med("cli", "wall") if res["cli"] else None,
+                    "plan_load": med("flowrun", "plan_load_s"),
                     "e2e_hand": med("hand", "e2e"), "e2e_flowrun": med("flowrun", "e2e"),
                     "spread_hand": med("hand", "arrival_spread"),
                     "spread_flowrun": med("flowrun", "arrival_spread"),
@@ -420,7 +423,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, total: float) -
         print(f"    RSS after imports+setup: hand {r['setup_rss_hand']:.1f} MB, flowrun "
               f"{r['setup_rss_flowrun']:.1f} MB; CLI peak RSS {r['rss_cli']:.1f} MB")
         print(f"    subprocess e2e (start-up included): hand {r['e2e_hand']:.3f} s, flowrun API "
-              f"{r['e2e_flowrun']:.3f} s (plan load {r['plan_load'] * 1000:.0f} ms), CLI {r['cli']:.3f} s")
+              f"{r['e2e_flowrun']:.3f} s (plan load {r['plan_load'] * 1000:.0f} ms), CLI {fmt(r['cli'])} s")
     n_pass = sum(r["r_hand"] <= 1.10 and r["r_bound"] <= 1.15 for r in rows)
     print(f"\n{n_pass}/{len(rows)} shapes meet both goals; benchmark took {total:.0f} s")
 
@@ -431,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=int, default=100, help="emulator latency per request (default 100)")
     p.add_argument("--repeat", type=int, default=3, help="runs per contender and shape; the median is reported")
     p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: wide,deep,lattice")
+    p.add_argument("--max-concurrency", type=int, default=None,
+                   help="set the flows' max_concurrency (default: flowrun's own default)")
+    p.add_argument("--quick", action="store_true",
+                   help="CI mode: 20 ms latency, one repeat, no CLI contender; still exits 1 on a crash")
     # internal: one measured run in this (fresh) process
     p.add_argument("--worker", choices=["hand", "flowrun"], help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
@@ -440,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.worker:
         return worker_main(args)
+    if args.quick:
+        args.latency_ms, args.repeat = 20, 1
     if args.repeat < 1 or args.latency_ms < 0:
         p.error("--repeat must be >= 1 and --latency-ms >= 0")
     try:

@@ -63,11 +63,29 @@ def map_sdk_error(exc: BaseException) -> ClientError:
                 status,
             )
         return RequestRejected(f"request rejected ({status}): {message}", status)
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-        return ConnectionFailed(f"connection failed: {exc}")
+    if isinstance(exc, openai.APITimeoutError):
+        return ConnectionFailed(f"request timed out: {_endpoint(exc)}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ConnectionFailed(f"connection failed: {_endpoint(exc)}{_cause(exc)}")
     if isinstance(exc, openai.APIError):
         return ServerError(f"API error: {exc.message}")
     return ClientError(f"{type(exc).__name__}: {exc}")
+
+
+def _endpoint(exc: Any) -> str:
+    """``METHOD URL`` of the failed request, without credentials or query."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    if url is None:
+        return "(no request)"
+    port = f":{url.port}" if url.port else ""
+    return f"{request.method} {url.scheme}://{url.host}{port}{url.path}"
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause).strip() if cause is not None else ""
+    return f" ({text})" if text else ""
 
 
 def _error_message(exc: Any) -> str:
@@ -191,10 +209,17 @@ class ResponsesClient:
     async def _consume(self, stream: Any, on_event: Any, response_id: str | None = None) -> dict[str, Any]:
         import openai
 
-        last_seq = -1
+        last_seq, count = -1, 0
         final: dict[str, Any] | None = None
+
+        def broken(message: str) -> ConnectionFailed:
+            err = ConnectionFailed(message)
+            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
+            return err
+
         try:
             async for event in _iterate(stream):
+                count += 1
                 data = _dump(event)
                 last_seq = data.get("sequence_number", last_seq)
                 resp = data.get("response")
@@ -209,18 +234,19 @@ class ResponsesClient:
                     final = data["response"]
                 elif etype == "error":
                     raise ServerError(f"stream error: {data.get('message') or data}")
+        except openai.APITimeoutError as exc:
+            raise broken(f"stream timed out after {count} events: {_endpoint(exc)}") from None
+        except openai.APIConnectionError as exc:
+            raise broken(f"stream dropped after {count} events{_cause(exc)}") from None
         except openai.OpenAIError as exc:
             err = map_sdk_error(exc)
             err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
             raise err from None
         except (OSError, EOFError) as exc:  # pragma: no cover - transport specific
-            err = ConnectionFailed(f"stream broken: {exc}")
-            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
-            raise err from None
+            raise broken(f"stream dropped after {count} events ({exc})") from None
         if final is None:
-            err = ConnectionFailed(f"stream ended early after event {last_seq}")
-            err.resume = (response_id, last_seq)  # type: ignore[attr-defined]
-            raise err
+            raise broken(f"stream dropped after {count} events (it ended without "
+                         "response.completed)")
         return final
 
     async def retrieve(self, response_id: str) -> dict[str, Any]:

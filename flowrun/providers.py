@@ -1,11 +1,14 @@
 """Which endpoint a run talks to, and with which credentials.
 
 Order of precedence: ``--provider`` (and ``--base-url``), the flow's ``provider:`` block,
-the SDKs' environment variables, then the user config file
-(``$XDG_CONFIG_HOME/flowrun/config.yaml``, ``~/.config/flowrun/config.yaml``).
+the SDKs' environment variables, then the user config file (``$FLOWRUN_CONFIG``, else
+``$XDG_CONFIG_HOME/flowrun/config.yaml``, else ``~/.config/flowrun/config.yaml``). The
+first source that names a kind picks it; each setting comes from the first source that
+sets it (sources for another kind are ignored).
 
 Environment variables: ``AZURE_OPENAI_ENDPOINT`` with ``AZURE_OPENAI_API_KEY`` (or Entra ID
-when no key is set), ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (a compatible endpoint),
+when no key is set), ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (where ``openai`` and
+``compatible`` requests go, as for the SDK: a gateway, a proxy, a local server),
 ``AZURE_OPENAI_IMAGE_DEPLOYMENT`` (the image generation deployment header on Azure).
 """
 
@@ -21,6 +24,7 @@ from .errors import UsageError
 KINDS = ("azure", "openai", "compatible", "emulator")
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 IMAGE_DEPLOYMENT_HEADER = "x-ms-oai-image-generation-deployment"
+OPENAI_URL = "https://api.openai.com/v1"
 
 NO_PROVIDER_HINT = (
     "set one of: AZURE_OPENAI_ENDPOINT (+ AZURE_OPENAI_API_KEY, or sign in for Entra ID), "
@@ -62,10 +66,20 @@ def azure_v1_url(endpoint: str) -> str:
     return url + "/"
 
 
+def config_path(environ: Mapping[str, str]) -> Path | None:
+    """``$FLOWRUN_CONFIG``, else ``$XDG_CONFIG_HOME/flowrun/config.yaml``, else
+    ``$HOME/.config/flowrun/config.yaml`` (all read from ``environ``)."""
+    if environ.get("FLOWRUN_CONFIG"):
+        return Path(environ["FLOWRUN_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME")
+    if not base and environ.get("HOME"):
+        base = str(Path(environ["HOME"]) / ".config")
+    return Path(base) / "flowrun" / "config.yaml" if base else None
+
+
 def _user_config(environ: Mapping[str, str]) -> dict[str, Any]:
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    path = Path(environ.get("FLOWRUN_CONFIG", str(Path(base) / "flowrun" / "config.yaml")))
-    if not path.is_file():
+    path = config_path(environ)
+    if path is None or not path.is_file():
         return {}
     import yaml
 
@@ -79,43 +93,75 @@ def _user_config(environ: Mapping[str, str]) -> dict[str, Any]:
     return block or {}
 
 
+def _env_kind(env: Mapping[str, str]) -> str | None:
+    """The kind the SDKs' environment variables describe, if any."""
+    if env.get("AZURE_OPENAI_ENDPOINT"):
+        return "azure"
+    if env.get("OPENAI_BASE_URL") and "api.openai.com" not in env["OPENAI_BASE_URL"]:
+        return "compatible"
+    if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
+        return "openai"
+    return None
+
+
+def _env_settings(kind: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment gives a provider of ``kind``."""
+    out: dict[str, Any] = {}
+    if kind == "azure" and env.get("AZURE_OPENAI_ENDPOINT"):
+        out["base_url"] = env["AZURE_OPENAI_ENDPOINT"]
+    elif kind in ("openai", "compatible") and env.get("OPENAI_BASE_URL"):
+        out["base_url"] = env["OPENAI_BASE_URL"]  # the SDK's own convention: gateways, proxies
+    if kind != "emulator" and env.get("AZURE_OPENAI_IMAGE_DEPLOYMENT"):
+        out["image_generation_deployment"] = env["AZURE_OPENAI_IMAGE_DEPLOYMENT"]
+    return out
+
+
 def resolve_provider(
     flag: str | None = None,
     flow_provider: Any = None,
     base_url: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ProviderConfig:
-    """Pick the endpoint for a run; raises :class:`UsageError` naming the options."""
+    """Pick the endpoint for a run; raises :class:`UsageError` naming the options.
+
+    The kind comes from the first source that names one: ``--provider`` (``--base-url``
+    alone means ``compatible``), the flow's block, the environment, the config file. Each
+    setting then comes from the first source that sets it, among the sources for that
+    kind: ``--base-url``, the flow's block, the environment, the config file (a block
+    whose ``kind`` differs is ignored)."""
     env = os.environ if environ is None else environ
-    block: dict[str, Any] = {}
+    flow_block: dict[str, Any] = {}
     if flow_provider is not None:
-        block = flow_provider.model_dump(exclude_none=True)
-    elif not flag:
-        block = _user_config(env)
-    kind = flag or block.get("kind")
+        flow_block = flow_provider.model_dump(exclude_none=True, exclude_unset=True)
+    config = _user_config(env)
+    kind = flag or flow_block.get("kind")
     if kind is None and base_url:
         kind = "compatible"  # --base-url alone: an OpenAI-compatible endpoint
+    kind = kind or _env_kind(env) or config.get("kind")
     if kind is None:
-        if env.get("AZURE_OPENAI_ENDPOINT"):
-            kind = "azure"
-        elif env.get("OPENAI_BASE_URL") and "api.openai.com" not in env["OPENAI_BASE_URL"]:
-            kind = "compatible"
-        elif env.get("OPENAI_API_KEY"):
-            kind = "openai"
-        else:
-            raise UsageError("no provider configured", hint=NO_PROVIDER_HINT)
+        raise UsageError("no provider configured", hint=NO_PROVIDER_HINT)
     if kind not in KINDS:
         raise UsageError(f"unknown provider {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    layers = [{"base_url": base_url} if base_url else {}]
+    layers += [b for b in (flow_block,) if b.get("kind", kind) == kind]
+    layers.append(_env_settings(kind, env))
+    layers += [b for b in (config,) if b.get("kind", kind) == kind]
+    block: dict[str, Any] = {}
+    for layer in reversed(layers):  # the first source wins
+        block.update({k: v for k, v in layer.items() if v is not None})
+    return _build(kind, block, env)
+
+
+def _build(kind: str, block: dict[str, Any], env: Mapping[str, str]) -> ProviderConfig:
     key_env = block.get("api_key_env")
-    url = base_url or block.get("base_url")
-    image_dep = block.get("image_generation_deployment") or env.get("AZURE_OPENAI_IMAGE_DEPLOYMENT")
+    url = block.get("base_url")
+    image_dep = block.get("image_generation_deployment")
 
     if kind == "emulator":
         return ProviderConfig("emulator", base_url=url, api_key="emulator",
                               image_generation_deployment=image_dep)
     if kind == "azure":
-        endpoint = url or env.get("AZURE_OPENAI_ENDPOINT")
-        if not endpoint:
+        if not url:
             raise UsageError(
                 "Azure needs an endpoint",
                 hint="set AZURE_OPENAI_ENDPOINT=https://RESOURCE.openai.azure.com or "
@@ -129,7 +175,7 @@ def resolve_provider(
                 hint="export the key, or set provider.auth: entra_id to sign in with "
                 "Microsoft Entra ID (az login / managed identity)",
             )
-        cfg = ProviderConfig("azure", azure_v1_url(endpoint), key if auth == "api_key" else None,
+        cfg = ProviderConfig("azure", azure_v1_url(url), key if auth == "api_key" else None,
                              auth, image_dep)
         if image_dep:
             cfg.headers[IMAGE_DEPLOYMENT_HEADER] = image_dep
@@ -139,9 +185,8 @@ def resolve_provider(
         if not key:
             raise UsageError(f"OpenAI needs {key_env or 'OPENAI_API_KEY'}",
                              hint="export your API key")
-        return ProviderConfig("openai", url or "https://api.openai.com/v1", key)
+        return ProviderConfig("openai", url or OPENAI_URL, key)
     # compatible
-    url = url or env.get("OPENAI_BASE_URL")
     if not url:
         raise UsageError("a compatible provider needs a base URL",
                          hint="set OPENAI_BASE_URL or --base-url, e.g. http://localhost:8000/v1")

@@ -142,14 +142,16 @@ class Reasoning(StrictModel):
 
 
 class RetryPolicy(StrictModel):
-    """Retries for rate limits (429, honouring Retry-After), 5xx and connection errors."""
+    """Retries for rate limits (429, honouring Retry-After), 5xx, connection errors and
+    dropped streams. Without ``retries:`` a step gets these defaults."""
 
-    max: int = Field(3, ge=0, le=100)
+    max: int = Field(8, ge=0, le=100)
     """How many times to retry after the first attempt."""
-    initial_delay: Duration = 1.0
+    initial_delay: Duration = 0.5
     """Delay before the first retry; doubles each time, with jitter."""
     max_delay: Duration = 60.0
-    """Upper bound for one delay (a server's Retry-After still wins)."""
+    """Upper bound for one wait. A service's Retry-After is obeyed up to this; one asking
+    for longer fails the step at once."""
 
 
 def _retry_shorthand(value: Any) -> Any:
@@ -632,9 +634,11 @@ class Flow(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     """Parameters every step inherits."""
     provider: Provider | None = None
-    """Endpoint settings; environment variables and ``--provider`` take precedence."""
-    max_concurrency: int | None = Field(None, ge=1)
-    """How many steps may run at once (``--max-concurrency`` overrides)."""
+    """Endpoint settings; ``--provider`` / ``--base-url`` take precedence, environment
+    variables and the config file fill in what it leaves unset."""
+    max_concurrency: int = Field(100, ge=1)
+    """How many steps (and ``for_each`` items) may run at once (``--max-concurrency``
+    overrides); the default matches the SDK's pool of 100 kept-alive connections."""
     tools: dict[ToolName, ToolDef] = Field(default_factory=dict)
     """Reusable tool definitions, referenced by name from steps."""
     steps: dict[Name, Step] = Field(min_length=1)

@@ -2,7 +2,7 @@
 # Set up everything the test suite needs on a fresh machine, then run the whole suite.
 #   - Debian's chromium (browser tests drive it through Playwright's executable_path)
 #   - a virtualenv in .venv with flowrun and its test extras
-# Extra arguments go to pytest, e.g. scripts/test.sh -k emulator
+# Extra arguments go to pytest, e.g. scripts/test.sh -k emulator (then no benchmarks run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +27,13 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 fi
 
 echo "==> running the tests"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+# The benchmarks are part of the product: on a full run (no pytest arguments), each runs
+# once in its quick mode; a crashing benchmark fails the script. SKIP_BENCHMARKS=1 skips.
+if [ "$#" -eq 0 ] && [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
+  for bench in bench_validate bench_run bench_faults; do
+    echo "==> benchmarks/$bench.py --quick"
+    .venv/bin/python "benchmarks/$bench.py" --quick
+  done
+fi

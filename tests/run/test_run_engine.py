@@ -139,12 +139,12 @@ def test_429_is_retried_honouring_retry_after(tmp_path, emu):
     result = run_flow(tmp_path, emu, """
         name: retry
         steps:
-          a: {input: "hi", retries: {max: 3, initial_delay: 0.01, max_delay: 0.02}}
+          a: {input: "hi", retries: {max: 3, initial_delay: 0.01, max_delay: 0.5}}
     """)
     assert result.status == "succeeded"
     times = [e["time"] for e in emu.posts("a")]
     assert len(times) == 3
-    # backoff alone would wait at most 0.02 s; Retry-After says 0.4 s
+    # backoff alone would wait at most 0.02 s; Retry-After says 0.4 s (within max_delay)
     assert times[1] - times[0] >= 0.38 and times[2] - times[1] >= 0.38
     assert result.steps["a"].result.attempts == 3
 

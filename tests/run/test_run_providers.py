@@ -133,3 +133,101 @@ def test_entra_id_default_credential_needs_no_extra_packages():
 def test_base_url_alone_means_a_compatible_endpoint():
     got = resolve_provider(base_url="http://127.0.0.1:8000/v1", environ={})
     assert (got.kind, got.base_url) == ("compatible", "http://127.0.0.1:8000/v1")
+
+
+# --------------------------------------------------------------------------- the command line
+# Real `flowrun run` subprocesses: the endpoint is the emulator (a real local server) or a
+# closed port on loopback; the config file lives in a temporary HOME / XDG_CONFIG_HOME.
+
+CLI_FLOW = """
+    name: where
+    defaults: {model: gpt-4.1-mini, retries: 0}
+    steps:
+      a: {input: "which endpoint?"}
+"""
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port that refuses connections (bound, never listening)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def _cli(tmp_path, *args, **env):
+    import json
+
+    from flowkit import flowrun_cli, write_flow
+
+    flow = write_flow(tmp_path, CLI_FLOW)
+    proc = flowrun_cli("run", str(flow), "--json", *args, cwd=tmp_path, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc, json.loads(proc.stdout or "{}")
+
+
+def _config(root, text):
+    path = root / "flowrun" / "config.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+
+def test_provider_openai_goes_where_openai_base_url_points(tmp_path, emu):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc, out = _cli(tmp_path, "--provider", "openai", HOME=str(home),
+                     OPENAI_BASE_URL=emu.base_url, OPENAI_API_KEY="sk-gateway-123")
+    assert proc.returncode == 0, proc.stderr
+    assert out["status"] == "succeeded"
+    (post,) = emu.posts("a")
+    assert post["path"] == "/v1/responses"
+
+
+def test_connection_error_names_the_endpoint_it_tried(tmp_path, closed_port):
+    url = f"http://127.0.0.1:{closed_port}/v1"
+    proc, out = _cli(tmp_path, "--provider", "openai", HOME=str(tmp_path),
+                     OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-closed-456")
+    assert proc.returncode == 1
+    error = out["steps"]["a"]["error"]
+    assert f"POST {url}/responses" in error, error
+    assert "sk-closed-456" not in proc.stdout + proc.stderr
+
+
+def test_environment_wins_over_the_config_file(tmp_path, emu, closed_port):
+    cfg = tmp_path / "xdg"
+    _config(cfg, f"provider:\n  kind: compatible\n  base_url: http://127.0.0.1:{closed_port}/v1\n")
+    proc, out = _cli(tmp_path, XDG_CONFIG_HOME=str(cfg), OPENAI_BASE_URL=emu.base_url)
+    assert proc.returncode == 0, out
+    assert len(emu.posts("a")) == 1
+
+
+def test_config_file_under_home_fills_in_when_the_environment_is_silent(tmp_path, emu):
+    home = tmp_path / "home"
+    _config(home / ".config", f"provider:\n  kind: compatible\n  base_url: {emu.base_url}\n")
+    proc, out = _cli(tmp_path, HOME=str(home))
+    assert proc.returncode == 0, out
+    assert len(emu.posts("a")) == 1
+
+
+def test_resolution_layers_settings_by_source():
+    from flowrun.spec import Provider
+
+    env = {"OPENAI_BASE_URL": "http://gateway:4000/v1", "OPENAI_API_KEY": "k"}
+    assert resolve_provider("openai", environ=env).base_url == "http://gateway:4000/v1"
+    assert resolve_provider("openai", environ={"OPENAI_API_KEY": "k"}).base_url == \
+        "https://api.openai.com/v1"
+    # flag > flow > environment
+    flow = Provider(kind="openai", base_url="http://flow:1/v1")
+    assert resolve_provider(None, flow, environ=env).base_url == "http://flow:1/v1"
+    assert resolve_provider(None, flow, "http://flag:2/v1", environ=env).base_url == "http://flag:2/v1"
+    # a flow block for another kind does not leak into --provider emulator
+    azure = Provider(kind="azure", base_url="https://res.openai.azure.com")
+    emulator = resolve_provider("emulator", azure, environ=env)
+    assert (emulator.kind, emulator.base_url) == ("emulator", None)
+    # a flow block without auth lets Azure fall back to Entra ID when no key is set
+    got = resolve_provider(None, Provider.model_validate({"kind": "azure", "base_url": "https://r.openai.azure.com"}),
+                           environ={})
+    assert got.auth == "entra_id"
