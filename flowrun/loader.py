@@ -436,8 +436,9 @@ def load_text(text: str, file: str = "<flow>", base_dir: Path | None = None) -> 
     return FlowFile(flow, data, source, None, base_dir or Path.cwd())
 
 
-def read_text(path: Path) -> str:
-    """Read a flow file as UTF-8, with a clear error for anything else."""
+def read_text(path: Path, what: str = "a flow file is YAML text") -> str:
+    """Read a flow file (or another text file: ``what`` names it in hints) as UTF-8,
+    with a clear error for anything else."""
     shown = display_path(path)
     try:
         raw = path.read_bytes()
@@ -459,17 +460,9 @@ def read_text(path: Path) -> str:
                 shown,
                 line,
                 col,
-                hint="a flow file is YAML text saved as UTF-8",
+                hint=f"{what} saved as UTF-8",
             )
         ) from None
-    if "\x00" in text:
-        i = text.index("\x00")
-        line = text.count("\n", 0, i) + 1
-        col = i - (text.rfind("\n", 0, i) + 1) + 1
-        raise SpecError(
-            Problem("binary data (NUL byte) in a text file", shown, line, col,
-                    hint="a flow file is YAML text saved as UTF-8")
-        )
     return text
 
 
