@@ -82,7 +82,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
     Refuses, with a place: characters YAML forbids, lone surrogates, nesting deeper than
     :data:`~flowrun.yaml_guard.MAX_DEPTH` and aliases that expand past the guard's limits."""
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.error import MarkedYAMLError
 
     from .yaml_guard import (BoundedComposer, BoundedScanner, GuardError, PositionedConstructor,
                              check_characters)
@@ -105,7 +105,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message, hint = _yaml_message(exc, text, mark)
         raise SpecError(Problem(message, file, line, col, hint=hint)) from None
-    except (YAMLError, RecursionError, ValueError, TypeError) as exc:
+    except Exception as exc:  # ruamel raises plain errors for some inputs
         raise SpecError(Problem(f"not valid YAML: {exc}", file, 1, 1, hint=_YAML_HINT)) from None
     lc = getattr(doc, "lc", None)  # where the content starts, after any comments
     start = (lc.line, lc.col) if getattr(lc, "line", None) is not None else (0, 0)
