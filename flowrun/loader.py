@@ -77,12 +77,24 @@ def display_path(path: Path | str) -> str:
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
-    """Parse YAML into plain Python values plus a position table."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    """Parse YAML into plain Python values plus a position table.
 
+    Refuses, with a place: characters YAML forbids, lone surrogates, nesting deeper than
+    :data:`~flowrun.yaml_guard.MAX_DEPTH` and aliases that expand past the guard's limits."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError
+
+    from .yaml_guard import (BoundedComposer, BoundedScanner, GuardError, PositionedConstructor,
+                             check_characters)
+
+    try:
+        check_characters(text)
+    except GuardError as exc:
+        raise SpecError(Problem(exc.message, file, exc.line, exc.column, hint=exc.hint)) from None
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
+    yaml.Scanner, yaml.Composer = BoundedScanner, BoundedComposer
+    yaml.Constructor = PositionedConstructor
     source = Source(file=file, text=text)
     try:
         doc = yaml.load(io.StringIO(text))
@@ -90,13 +102,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Source]:
         mark = exc.problem_mark or exc.context_mark
         if exc.context in _UNCLOSED and exc.context_mark is not None:
             mark = exc.context_mark  # the end of the file says nothing; the opening does
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message, hint = _yaml_message(exc, text, mark)
         raise SpecError(Problem(message, file, line, col, hint=hint)) from None
-    except YAMLError as exc:
-        raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
     except Exception as exc:  # ruamel raises plain errors for some inputs
-        raise SpecError(Problem(f"not valid YAML: {exc}", file, hint=_YAML_HINT)) from None
+        raise SpecError(Problem(f"not valid YAML: {exc}", file, 1, 1, hint=_YAML_HINT)) from None
     lc = getattr(doc, "lc", None)  # where the content starts, after any comments
     start = (lc.line, lc.col) if getattr(lc, "line", None) is not None else (0, 0)
     source.values[()] = (start[0] + 1, start[1] + 1)
@@ -115,6 +125,8 @@ _UNCLOSED = {
 
 def _yaml_message(exc: Any, text: str, mark: Any) -> tuple[str, str]:
     problem = (exc.problem or exc.context or "invalid YAML").strip()
+    if hasattr(exc, "hint"):  # a yaml_guard limit: its message is complete
+        return problem, exc.hint
     if exc.context in _UNCLOSED and exc.context_mark is not None:
         end = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         return _UNCLOSED[exc.context], f"close it; the YAML parser got to line {end}: {problem}"
@@ -152,6 +164,10 @@ def _plain(node: Any, path: Path_, source: Source) -> Any:
                 source.values[kp] = (vl + 1, vc + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
+            if isinstance(plain_key, str) and _text(plain_key, kp, source, key=True) != plain_key:
+                joined = kp[:-1] + (_text(plain_key, kp, source),)  # escaped pairs, joined
+                source.keys[joined], source.values[joined] = source.locate(kp, True), source.locate(kp)
+                kp = joined
             out[kp[-1]] = _plain(node[key], kp, source)
         return out
     if isinstance(node, CommentedSeq):
@@ -164,7 +180,24 @@ def _plain(node: Any, path: Path_, source: Source) -> Any:
                 pass
             items.append(_plain(item, path + (i,), source))
         return items
-    return _plain_scalar(node)
+    value = _plain_scalar(node)
+    return _text(value, path, source) if isinstance(value, str) else value
+
+
+def _text(value: str, path: Path_, source: Source, key: bool = False) -> str:
+    """A string from the document: escaped surrogate pairs joined; a lone one refused."""
+    from .yaml_guard import BAD_TEXT_HINT, join_surrogate_pairs, lone_surrogate
+
+    value = join_surrogate_pairs(value)
+    code = lone_surrogate(value)
+    if code:
+        line, col = source.locate(path, key=key)
+        shown = tuple(p.encode("utf-8", "backslashreplace").decode() if isinstance(p, str) else p
+                      for p in path)
+        raise SpecError(Problem(
+            f"not valid Unicode: the text holds a lone surrogate ({code})", source.file, line, col,
+            shown, BAD_TEXT_HINT + "; an escape such as \\udc80 must be half of a pair"))
+    return value
 
 
 def _plain_scalar(value: Any) -> Any:
@@ -408,8 +441,9 @@ def load_text(text: str, file: str = "<flow>", base_dir: Path | None = None) -> 
     return FlowFile(flow, data, source, None, base_dir or Path.cwd())
 
 
-def read_text(path: Path) -> str:
-    """Read a flow file as UTF-8, with a clear error for anything else."""
+def read_text(path: Path, what: str = "a flow file is YAML text") -> str:
+    """Read a flow file (or another text file: ``what`` names it in hints) as UTF-8,
+    with a clear error for anything else."""
     shown = display_path(path)
     try:
         raw = path.read_bytes()
@@ -431,17 +465,9 @@ def read_text(path: Path) -> str:
                 shown,
                 line,
                 col,
-                hint="a flow file is YAML text saved as UTF-8",
+                hint=f"{what} saved as UTF-8",
             )
         ) from None
-    if "\x00" in text:
-        i = text.index("\x00")
-        line = text.count("\n", 0, i) + 1
-        col = i - (text.rfind("\n", 0, i) + 1) + 1
-        raise SpecError(
-            Problem("binary data (NUL byte) in a text file", shown, line, col,
-                    hint="a flow file is YAML text saved as UTF-8")
-        )
     return text
 
 

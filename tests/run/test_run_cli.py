@@ -106,7 +106,7 @@ def test_missing_input_and_unknown_input_exit_2(tmp_path):
     assert result.exit_code == 2
     assert "unknown input 'compnay' (did you mean 'company'?)" in result.output
     assert "missing input 'company'" in result.output
-    assert "input 'n' must be a integer" in result.output or "must be a integer" in result.output
+    assert "input 'n' must be an integer" in result.output
 
 
 def test_no_provider_configured_names_the_options(tmp_path):
