@@ -37,6 +37,12 @@ from flowrun.runner import RunResult, run_plan
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "flows"
+NOT_FLOWS = (".emulator.yaml", ".test.yaml")  # emulator scripts and test files beside the flows
+
+
+def example_flows() -> list[Path]:
+    """The example flow files (not their emulator scripts or test files), sorted."""
+    return sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(NOT_FLOWS))
 SUBSET = REPO / "flowrun" / "emulator" / "openapi_subset.json"
 
 

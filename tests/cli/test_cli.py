@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from flowrun import __version__
 from flowrun.cli import main
+from flowkit import example_flows
 
 ROOT = Path(__file__).parents[2]
 VALID = ROOT / "tests" / "fixtures" / "valid"
@@ -194,8 +195,7 @@ def test_help_imports_nothing_heavy() -> None:
 
 
 def test_validate_every_example_in_one_process() -> None:
-    examples = sorted(str(p) for p in (ROOT / "examples" / "flows").glob("*.yaml")
-                      if not p.name.endswith(".emulator.yaml"))  # emulator scripts
+    examples = [str(p) for p in example_flows()]
     proc = subprocess.run(
         [sys.executable, "-m", "flowrun.cli", "validate", *examples],
         capture_output=True, text=True, timeout=60, cwd=ROOT,

@@ -10,10 +10,11 @@ import pytest
 
 from flowrun.plan import Plan, load_plan
 from flowrun.spec import BUILTIN_TOOLS, tool_kind
+from flowkit import example_flows
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
 # FLOW.emulator.yaml files beside a flow are emulator scripts, not flows
-FLOWS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".emulator.yaml"))
+FLOWS = example_flows()
 
 
 @pytest.fixture(scope="module")

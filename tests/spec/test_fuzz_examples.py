@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from flowkit import EXAMPLES
+from flowkit import EXAMPLES, example_flows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowrun.errors import SpecError
 from flowrun.plan import load_plan
 
-FLOWS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".emulator.yaml"))
+FLOWS = example_flows()
 HANG_SECONDS = 10
 SETTINGS = settings(
     max_examples=150,

@@ -13,11 +13,11 @@ from jsonschema import Draft202012Validator
 from flowrun.errors import SpecError
 from flowrun.loader import load_file, parse_yaml, read_text
 from flowrun.schema import flow_schema, schema_text
+from flowkit import example_flows
 
 ROOT = Path(__file__).parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "flow.schema.json"
-EXAMPLES = sorted(p for p in (ROOT / "examples" / "flows").glob("*.yaml")
-                  if not p.name.endswith(".emulator.yaml"))  # emulator scripts, not flows
+EXAMPLES = example_flows()
 VALID = sorted((ROOT / "tests" / "fixtures" / "valid").glob("*.yaml"))
 BROKEN = sorted(p for p in (ROOT / "tests" / "fixtures" / "broken").glob("*.yaml")
                 if p.name != "expectations.yaml")
