@@ -201,5 +201,10 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
         raise UsageError(f"emulator: {exc}") from None
 
 
+from .cli_runs import register as _register_run_commands  # noqa: E402
+
+_register_run_commands(main, handle_errors)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, flow_path TEXT, flow_hash TEXT,
     flow_text TEXT, inputs TEXT, status TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1,
     pid INTEGER, host TEXT, start_token TEXT, started REAL, ended REAL, provider TEXT,
-    run_dir TEXT, outputs TEXT, error TEXT,
+    run_dir TEXT, outputs TEXT, error TEXT, duration REAL,
     steps_ok INTEGER NOT NULL DEFAULT 0, steps_failed INTEGER NOT NULL DEFAULT 0,
     tokens INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS runs_by_started ON runs(started);
@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 RUN_COLUMNS = ("id", "flow_name", "flow_path", "flow_hash", "status", "attempt", "pid", "host",
-               "start_token", "started", "ended", "steps_ok", "steps_failed", "tokens", "run_dir")
+               "start_token", "started", "ended", "duration", "steps_ok", "steps_failed", "tokens", "run_dir")
 
 
 # --------------------------------------------------------------------------- processes
@@ -237,12 +237,13 @@ class RunDB:
         now = time.time()
         totals = self._totals(run_id)
         self._many([
-            ("UPDATE runs SET status=?, ended=?, error=?, outputs=?, steps_ok=?, steps_failed=?,"
-             " tokens=? WHERE id=?",
-             (status, now, self.redactor.text(error) if error else None, self.dump(outputs),
-              *totals, run_id)),
             ("UPDATE attempts SET status=?, ended=?, note=coalesce(?, note) WHERE run_id=? AND n=?",
              (status, now, note, run_id, attempt)),
+            ("UPDATE runs SET status=?, ended=?, error=?, outputs=?, steps_ok=?, steps_failed=?,"
+             " tokens=?, duration=(SELECT sum(ended - started) FROM attempts WHERE run_id=?"
+             " AND ended IS NOT NULL) WHERE id=?",
+             (status, now, self.redactor.text(error) if error else None, self.dump(outputs),
+              *totals, run_id, run_id)),
         ])
 
     def checkpoint(self, run_id: str) -> None:
