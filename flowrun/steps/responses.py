@@ -134,7 +134,7 @@ def _stream_text(sc: StepContext, delta: str, final: bool = False) -> None:
 
 async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
     """The background response a killed run had started, polled to its end; None when
-    the service no longer has it (then it is created again)."""
+    the service no longer has it, or it was cancelled or failed (then it is created again)."""
     client = sc.run.client
     try:
         response = await client.retrieve(response_id)
@@ -143,7 +143,8 @@ async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
             return None
         raise
     sc.status("running", f"re-attached to background response {response_id}")
-    return await _poll(sc, response)
+    response = await _poll(sc, response)
+    return None if response.get("status") in ("cancelled", "failed") else response
 
 
 async def _poll(sc: StepContext, response: dict[str, Any]) -> dict[str, Any]:
