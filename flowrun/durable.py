@@ -149,8 +149,10 @@ class RunJournal:
         )
 
     def end(self, runner: Any) -> None:
-        reused = len(self.reused)
-        note = f"reused {reused} completed step(s) or item(s)" if self.attempt > 1 else None
+        note = None
+        if self.attempt > 1:
+            note = "; ".join(filter(None, [self.note, f"reused {len(self.reused)} completed "
+                                                      "step(s) or item(s)"]))
         self.db.end_run(self.run_id, self.attempt, runner.status, runner.error, runner.outputs, note)
 
     def checkpoint(self) -> None:
