@@ -170,7 +170,9 @@ class Runner:
         if self._save_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        interval = max(SAVE_INTERVAL, EXPORT_SHARE * self._save_cost)
+        # without a store, record.json is the only copy: written as often as before
+        share = EXPORT_SHARE if self.journal is not None else 0
+        interval = max(SAVE_INTERVAL, share * self._save_cost)
         wait = interval - (time.monotonic() - self._last_save)
         self._save_handle = (
             loop.call_soon(self.save) if wait <= 0 else loop.call_later(wait, self.save)
@@ -388,10 +390,12 @@ async def run_plan(
     max_concurrency: int | None = None,
     environ: Any = None,
     resume: Resumption | None = None,
+    durable: bool = True,
 ) -> RunResult:
     """Run a checked plan to the end. Cancelling the task records the run as cancelled
     and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`.
-    ``resume``: continue run ``run_id`` from what its earlier attempts left in the store."""
+    ``resume``: continue run ``run_id`` from what its earlier attempts left in the store.
+    ``durable=False``: no run store, only ``record.json`` (rewritten as steps finish)."""
     import os
 
     env = os.environ if environ is None else environ
@@ -411,7 +415,8 @@ async def run_plan(
     except OSError as exc:
         raise UsageError(f"cannot create the run directory under {run_root}: {exc.strerror or exc}",
                          hint="choose another --run-dir") from None
-    store.journal = open_journal(run_root, store.run_id, redactor, resume)
+    if durable or resume is not None:
+        store.journal = open_journal(run_root, store.run_id, redactor, resume)
     ctx = RunContext(
         plan=plan,
         client=client,
@@ -429,6 +434,7 @@ async def run_plan(
         ctx.hooks.on_run_end(result)
         raise Cancelled("run interrupted", result) from None
     finally:
-        store.journal.db.close()
+        if store.journal is not None:
+            store.journal.db.close()
     ctx.hooks.on_run_end(result)
     return result
