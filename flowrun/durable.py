@@ -260,6 +260,8 @@ def request_digest(params: dict[str, Any], redactor: Any) -> str:
     return digest_of(redactor.deep(params))
 
 
+# output items whose handling has no effect outside the result
+PLAIN_ITEMS = frozenset({"message", "reasoning"})
 _STATE_FIELDS = ("images", "files", "tool_calls", "approvals", "container", "extra")
 
 
@@ -277,6 +279,7 @@ class StepLedger(NullLedger):
         self.approvals = dict(approvals)
         self.redactor = journal.db.redactor
         self.replayed = 0
+        self._held: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def _digest(self, params: dict[str, Any]) -> str:
         return request_digest(params, self.redactor)
@@ -309,14 +312,28 @@ class StepLedger(NullLedger):
                           response_id=response_id)
 
     def responded(self, turn: int, params: dict[str, Any], response: dict[str, Any]) -> None:
+        """The model answered. Recorded now if handling the answer does work (tool calls,
+        approvals, artifacts); a plain answer is recorded with :meth:`turn_done`, in one
+        write."""
+        if all(i.get("type") in PLAIN_ITEMS for i in response.get("output") or []):
+            self._held[turn] = (params, response)
+            return
         self.db.save_turn(self.journal.run_id, self.key, turn, self.journal.attempt, "responded",
                           request_digest=self._digest(params), request=params,
                           response_id=response.get("id"), response=response)
 
     def turn_done(self, turn: int, follow_up: list[dict[str, Any]], result: StepResult) -> None:
         """The turn's output items were handled; ``follow_up`` goes to the next turn."""
-        self.db.finish_turn(self.journal.run_id, self.key, turn, follow_up,
-                            {k: getattr(result, k) for k in _STATE_FIELDS})
+        state = {k: getattr(result, k) for k in _STATE_FIELDS}
+        held = self._held.pop(turn, None)
+        if held is None:
+            self.db.finish_turn(self.journal.run_id, self.key, turn, follow_up, state)
+            return
+        params, response = held
+        self.db.save_turn(self.journal.run_id, self.key, turn, self.journal.attempt, "done",
+                          request_digest=self._digest(params), request=params,
+                          response_id=response.get("id"), response=response,
+                          follow_up=follow_up, state=state)
 
     @staticmethod
     def restore_state(result: StepResult, state: dict[str, Any] | None) -> None:
