@@ -24,9 +24,9 @@ def docs():
     server.stop()
 
 
-def flowrun(*args: str) -> subprocess.Popen:
+def flowrun(*args: str, stderr: object = subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "flowrun.cli", *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.PIPE, stderr=stderr, text=True,
                             env=cli_env(DOCS_TOKEN=TOKEN))
 
 
@@ -39,15 +39,19 @@ def test_approval_given_before_a_kill_is_not_asked_again(tmp_path, emu, docs):
     runs = tmp_path / "runs"
     common = ["--interactive", "--json", "--provider", "emulator", "--base-url", emu.base_url,
               "--run-dir", str(runs)]
-    first = flowrun("run", str(flow), *common)
+    log = tmp_path / "first.err"
+    with open(log, "w") as stderr:
+        first = flowrun("run", str(flow), *common, stderr=stderr)
     first.stdin.write("y\n")  # the first approval; the second question is never answered
     first.stdin.flush()
+    prompts = lambda: log.read_text().count("asks to call tool 'fetch_page'")  # noqa: E731
     try:
-        wait_until(lambda: db_rows(runs, "SELECT * FROM approvals"), timeout=90)
+        wait_until(lambda: prompts() == 2 and db_rows(runs, "SELECT * FROM approvals"), timeout=90)
     finally:
         first.kill()  # SIGKILL while it waits at the second prompt
-        _, err1 = first.communicate(timeout=30)
-    assert err1.count("asks to call tool 'fetch_page'") == 2
+        first.communicate(timeout=30)
+    err1 = log.read_text()
+    assert len(db_rows(runs, "SELECT * FROM approvals")) == 1
     assert docs.called("fetch_page") == []  # the service has no answer yet
     posts_before = len(emu.bodies("ask"))
 

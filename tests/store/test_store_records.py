@@ -156,6 +156,8 @@ def test_show_a_step_with_secrets_masked(tmp_path, emu, monkeypatch):
     for wal in runs.glob("flowrun.db-wal"):
         everything += wal.read_bytes().decode("latin-1")
     assert token not in everything and token[:12] not in everything
+    by_dir = cli.invoke(main, ["show", str(result.run_dir), "--json"])  # a run directory
+    assert by_dir.exit_code == 0 and json.loads(by_dir.output)["run_id"] == result.run_id
     missing = cli.invoke(main, ["show", "last", "nope", "--run-dir", str(runs)])
     assert missing.exit_code == 2 and "no step 'nope'" in missing.output and "ask" in missing.output
     none = cli.invoke(main, ["runs", "--run-dir", str(tmp_path / "elsewhere")])
