@@ -34,12 +34,12 @@ def find_run(ref: str, run_dir: str | Path) -> tuple[RunDB, dict[str, Any]]:
     db = open_store(run_dir)
     row = db.last_run() if ref == "last" else db.run(ref)
     if row is None and ref != "last":
-        matches = [r for r in db.list_runs(limit=100000) if r["id"].startswith(ref)] if ref else []
+        matches = db.ids_with_prefix(ref) if ref else []
         if len(matches) == 1:
-            row = db.run(matches[0]["id"])
+            row = db.run(matches[0])
         elif len(matches) > 1:
             db.close()
-            raise UsageError(f"run {ref!r} is ambiguous: " + ", ".join(m["id"] for m in matches[:5]),
+            raise UsageError(f"run {ref!r} is ambiguous: " + ", ".join(matches[:5]),
                              hint="give more of the run id")
     if row is None:
         db.close()

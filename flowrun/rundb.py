@@ -212,9 +212,11 @@ class RunDB:
         pid, host, now = os.getpid(), socket.gethostname(), time.time()
         token = process_token(pid)
         stmts: list[tuple[str, tuple[Any, ...]]] = []
-        if attempt == 1:
+        if attempt == 1:  # a fresh run (a reused id starts from nothing)
+            for table in ("steps", "turns", "tool_calls", "approvals", "artifacts", "attempts"):
+                stmts.append((f"DELETE FROM {table} WHERE run_id=?", (run_id,)))
             stmts.append((
-                "INSERT INTO runs (id, flow_name, flow_path, flow_hash, flow_text, inputs, status,"
+                "INSERT OR REPLACE INTO runs (id, flow_name, flow_path, flow_hash, flow_text, inputs, status,"
                 " attempt, pid, host, start_token, started, provider, run_dir)"
                 " VALUES (?,?,?,?,?,?,'running',1,?,?,?,?,?,?)",
                 (run_id, flow_name, flow_path, flow_hash, flow_text, self.dump(inputs), pid, host,
@@ -267,6 +269,12 @@ class RunDB:
     def last_run(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs ORDER BY started DESC LIMIT 1")
         return rows[0] if rows else None
+
+    def ids_with_prefix(self, prefix: str, limit: int = 6) -> list[str]:
+        """Run ids that start with ``prefix`` (a range scan of the primary key)."""
+        rows = self._rows("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                          (prefix, prefix + "\U0010ffff", limit))
+        return [r["id"] for r in rows]
 
     def list_runs(self, flow: str | None = None, status: str | None = None,
                   limit: int = 20) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from flowkit import REPO, cli_env, write
+from flowkit import cli_env, write
 from storekit import Zygote, db_rows, integrity, resume_here, step_keys, wait_until
 
 KILLS = 20
