@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import RunContext, StepContext
+from .durable import Resumption, open_journal
 from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
 from .hooks import RunHooks
 from .plan import Plan
@@ -21,7 +22,6 @@ from .results import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome
 from .scheduler import NodeOptions, Scheduler
 from .secrets import Redactor, looks_like_credential
 from .steps import executor
-from .durable import Resumption, open_journal
 from .store import RunStore, flow_hash, new_run_id
 from .templating import TemplateError, analyze, iter_templates, render_deep
 
