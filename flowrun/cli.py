@@ -263,6 +263,10 @@ def _register_test_command() -> None:
 
 _register_test_command()
 
+from .cli_runs import register as _register_run_commands  # noqa: E402
+
+_register_run_commands(main, handle_errors)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

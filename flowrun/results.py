@@ -43,6 +43,8 @@ class StepResult:
     started_at: float | None = None
     finished_at: float | None = None
     index: int | None = None
+    # the answer came from the step cache (zero requests); saved in the run store
+    cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
@@ -100,6 +102,8 @@ class StepResult:
             out["duration_s"] = round(self.finished_at - self.started_at, 4)
         if self.index is not None:
             out["index"] = self.index
+        if self.cached:
+            out["cached"] = True
         out.update(self.extra)
         return out
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import RunContext, StepContext
+from .durable import Resumption, open_journal
 from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
 from .hooks import RunHooks
 from .plan import Plan
@@ -26,7 +27,11 @@ from .templating import TemplateError, analyze, iter_templates, render_deep
 
 _FALSE_TEXT = {"", "false", "0", "no", "none", "null"}
 SAVE_INTERVAL = 0.05
-"""Seconds between record writes while steps finish; a crash loses at most this much."""
+"""Least seconds between ``record.json`` exports while steps finish (the run store has
+every completion at once; the export is the readable copy)."""
+EXPORT_SHARE = 20
+"""An export waits at least this many times as long as the last one took: exporting
+stays a small share of the run however large the record grows."""
 
 
 @dataclass
@@ -124,6 +129,8 @@ class Runner:
         self.outputs: dict[str, Any] = {}
         self._save_handle: asyncio.Handle | None = None
         self._last_save = 0.0
+        self._save_cost = 0.0
+        self.journal = getattr(ctx.store, "journal", None)  # flowrun.durable.RunJournal
         for sid in self.plan.order:
             ctx.outcomes[sid] = StepOutcome(sid)
 
@@ -151,13 +158,20 @@ class Runner:
             rec["duration_s"] = round(rec["finished_at"] - self.started_at, 4)
         if self.error:
             rec["error"] = self.error
+        if self.journal is not None:
+            rec["attempt"] = self.journal.attempt
+            rec["attempts"] = self.journal.db.attempts(self.ctx.store.run_id)
         return rec
 
     def save(self) -> None:
         """Write the record now (start, end, cancellation)."""
         self._save_handle = None
-        self._last_save = time.monotonic()
+        started = time.monotonic()
+        if self.journal is not None:
+            self.journal.checkpoint()
         self.ctx.store.write_record(self.record())
+        self._last_save = time.monotonic()
+        self._save_cost = self._last_save - started
 
     def save_soon(self) -> None:
         """Write the record shortly: completions that land together share one write
@@ -165,7 +179,10 @@ class Runner:
         if self._save_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        wait = SAVE_INTERVAL - (time.monotonic() - self._last_save)
+        # without a store, record.json is the only copy: written as often as before
+        share = EXPORT_SHARE if self.journal is not None else 0
+        interval = max(SAVE_INTERVAL, share * self._save_cost)
+        wait = interval - (time.monotonic() - self._last_save)
         self._save_handle = (
             loop.call_soon(self.save) if wait <= 0 else loop.call_later(wait, self.save)
         )
@@ -188,6 +205,8 @@ class Runner:
         outcome.error = reason
         self._publish(outcome)
         self.ctx.hooks.on_step_status(sid, status, reason)
+        if self.journal is not None:
+            self.journal.step_done(outcome)
         self.save_soon()
 
     async def run_step(self, sid: str) -> str:
@@ -222,6 +241,8 @@ class Runner:
             outcome.finished_at = time.time()
             self._publish(outcome)
             self.ctx.hooks.on_step_status(sid, outcome.status, outcome.error, outcome.usage)
+            if self.journal is not None:
+                self.journal.step_done(outcome)
             self.save_soon()
         return outcome.status
 
@@ -257,10 +278,17 @@ class Runner:
         """Run one step (or one item) in a slot, with its timeout; never raises a
         FlowrunError (it becomes the result's error)."""
         result = sc.result
+        if self.journal is not None and self.journal.reuse(sc):
+            if result.index is not None:
+                self.journal.item_done(sc)
+            return result  # done in an earlier attempt of this run: zero requests
         result.started_at = time.time()
         result.status = RUNNING
         timeout = sc.param("timeout")
         run = executor(sc.step.kind)
+        if self.journal is not None:
+            self.journal.started(sc)
+            sc.state["ledger"] = self.journal.ledger(sc)
         try:
             if self.ctx.slots is not None:
                 async with self.ctx.slots:
@@ -282,6 +310,8 @@ class Runner:
             raise
         finally:
             result.finished_at = time.time()
+            if self.journal is not None and result.index is not None:
+                self.journal.item_done(sc)
         return result
 
     @staticmethod
@@ -322,6 +352,8 @@ class Runner:
         }
         scheduler = Scheduler(self.plan.needs, self.run_step, options, self._on_settled)
         self.ctx.hooks.on_run_start(self.ctx.store.run_id, str(self.ctx.store.dir), list(self.plan.order))
+        if self.journal is not None:
+            self.journal.begin(self)
         self.save()
         try:
             statuses = await scheduler.run()
@@ -329,6 +361,8 @@ class Runner:
             self.status = CANCELLED
             self.error = "interrupted"
             self._cancel_pending_save()
+            if self.journal is not None:
+                self.journal.end(self)
             self.save()
             raise
         hard_failures = [
@@ -341,6 +375,8 @@ class Runner:
             self.error = f"step {first} failed: {self.ctx.outcomes[first].error}"
         self._outputs()
         self._cancel_pending_save()
+        if self.journal is not None:
+            self.journal.end(self)
         self.save()
         return self.result()
 
@@ -382,9 +418,13 @@ async def run_plan(
     interactive: bool = False,
     max_concurrency: int | None = None,
     environ: Any = None,
+    resume: Resumption | None = None,
+    durable: bool = True,
 ) -> RunResult:
     """Run a checked plan to the end. Cancelling the task records the run as cancelled
-    and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`."""
+    and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`.
+    ``resume``: continue run ``run_id`` from what its earlier attempts left in the store.
+    ``durable=False``: no run store, only ``record.json`` (rewritten as steps finish)."""
     import os
 
     env = os.environ if environ is None else environ
@@ -395,6 +435,8 @@ async def run_plan(
     except OSError as exc:
         raise UsageError(f"cannot create the run directory under {run_root}: {exc.strerror or exc}",
                          hint="choose another --run-dir") from None
+    if durable or resume is not None:
+        store.journal = open_journal(run_root, store.run_id, redactor, resume)
     ctx = RunContext(
         plan=plan,
         client=client,
@@ -412,5 +454,8 @@ async def run_plan(
         result = runner.result()
         ctx.hooks.on_run_end(result)
         raise Cancelled("run interrupted", result) from None
+    finally:
+        if store.journal is not None:
+            store.journal.db.close()
     ctx.hooks.on_run_end(result)
     return result

@@ -67,6 +67,8 @@ class RunStore:
         self.redactor = redactor if redactor is not None else Redactor()
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
+        # the run's side of the run store (flowrun.durable.RunJournal); None for sub-flows
+        self.journal: Any = None
 
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
@@ -76,10 +78,11 @@ class RunStore:
         return json.loads((self.dir / "record.json").read_text())
 
     # -- responses -----------------------------------------------------------------------
-    def save_response(self, step_key: str, response: dict[str, Any]) -> Path:
-        """Save one full response of a step; a tool loop saves several in order."""
+    def save_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> Path:
+        """Save one full response of a step; a tool loop saves several in order
+        (``index``: the turn, when the caller knows it - a resumed step does)."""
         with self._lock:
-            n = self._counters.get(step_key, 0)
+            n = self._counters.get(step_key, 0) if index is None else index
             self._counters[step_key] = n + 1
         name = safe_name(step_key) + (f".{n}" if n else "") + ".json"
         path = self.dir / "responses" / name

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..client import TERMINAL
 from ..context import StepContext
-from ..errors import ConnectionFailed, ExecutionError, OutputError, ToolLoopLimit
+from ..durable import StepLedger, ledger_of
+from ..errors import ConnectionFailed, ExecutionError, OutputError, RequestRejected, ToolLoopLimit
 from ..output import output_text, parse_structured, reasoning_summary, refusal, text_format
 from ..parts import build_input
 from ..results import SUCCEEDED
@@ -137,8 +138,40 @@ def _restart_stream(sc: StepContext) -> None:
     sc.run.hooks.on_text_reset(sc.key)
 
 
-async def _background(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
+    """The background response a killed run had started, polled to its end; None when
+    the service no longer has it, or it was cancelled or failed (then it is created again)."""
     client = sc.run.client
+    try:
+        response = await client.retrieve(response_id)
+    except RequestRejected as exc:
+        if exc.status == 404:
+            return None
+        raise
+    sc.status("running", f"re-attached to background response {response_id}")
+    response = await _poll(sc, response)
+    return None if response.get("status") in ("cancelled", "failed") else response
+
+
+async def _poll(sc: StepContext, response: dict[str, Any]) -> dict[str, Any]:
+    client = sc.run.client
+    try:
+        while response.get("status") not in TERMINAL:
+            await asyncio.sleep(sc.step.poll_interval)
+            response = await client.retrieve(response["id"])
+    except asyncio.CancelledError:
+        await asyncio.shield(_cancel_quietly(client, response["id"]))
+        raise
+    return response
+
+
+async def _background(sc: StepContext, params: dict[str, Any], attach: str | None = None) -> dict[str, Any]:
+    client = sc.run.client
+    if attach:
+        found = await _reattach(sc, attach)
+        if found is not None:
+            return found
+    asked = params
     params = {**params, "background": True, "store": True}
     if sc.param("stream"):
         try:
@@ -156,14 +189,9 @@ async def _background(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]
             raise
     response = await client.create(params)
     sc.result.response_id = response["id"]
-    try:
-        while response.get("status") not in TERMINAL:
-            await asyncio.sleep(sc.step.poll_interval)
-            response = await client.retrieve(response["id"])
-    except asyncio.CancelledError:
-        await asyncio.shield(_cancel_quietly(client, response["id"]))
-        raise
-    return response
+    # recorded at once: a run killed while this runs polls it on resume, never recreates it
+    ledger_of(sc).pending(sc.state.get("turn", 0), asked, response["id"])
+    return await _poll(sc, response)
 
 
 async def _cancel_quietly(client: Any, response_id: str) -> None:
@@ -173,8 +201,9 @@ async def _cancel_quietly(client: Any, response_id: str) -> None:
         pass
 
 
-async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
-    """One model turn, with retries, streaming or background as the step asks."""
+async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None = None) -> dict[str, Any]:
+    """One model turn, with retries, streaming or background as the step asks.
+    ``attach``: the id of a background response an earlier attempt started."""
     client = sc.run.client
     tries = 0
 
@@ -185,7 +214,7 @@ async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         if tries > 1 and sc.param("stream"):
             _restart_stream(sc)
         if sc.step.background:
-            return await _background(sc, params)
+            return await _background(sc, params, attach)
         if sc.param("stream"):
             return await client.stream(params, lambda e: _on_event(sc, e))
         return await client.create(params)
@@ -195,7 +224,7 @@ async def call_model(sc: StepContext, params: dict[str, Any]) -> dict[str, Any]:
 
     response = await with_retries(attempt, sc.retries, on_retry)
     # off the event loop: a wide flow saves many responses at once
-    await asyncio.to_thread(sc.save_response, response)
+    await asyncio.to_thread(sc.run.store.save_response, sc.key, response, sc.state.get("turn"))
     status = response.get("status")
     if status == "failed":
         err = response.get("error") or {}
@@ -241,6 +270,24 @@ def _chained(sc: StepContext) -> Any:
     return prior
 
 
+async def _call_chained(sc: StepContext, request: dict[str, Any], params: dict[str, Any],
+                        conversation: list[dict[str, Any]], attach: str | None) -> dict[str, Any]:
+    """Call the model; if the response it continues is gone (404: expired, deleted, or
+    another service), resend the stored conversation instead (manual chaining)."""
+    try:
+        return await call_model(sc, params, attach)
+    except RequestRejected as exc:
+        previous = params.get("previous_response_id")
+        if exc.status != 404 or not previous:
+            raise
+    request.pop("previous_response_id", None)
+    note = (f"previous response {previous} is no longer on the service (404); sent the "
+            "stored conversation instead (manual chaining)")
+    sc.result.extra.setdefault("chain_rebuilt", []).append(note)
+    sc.notice(note)
+    return await call_model(sc, {**request, "input": list(conversation)})
+
+
 async def execute(sc: StepContext) -> None:
     load_builtins()
     result = sc.result
@@ -261,10 +308,20 @@ async def execute(sc: StepContext) -> None:
         send = _compact(new_input)
     conversation.extend(new_input)
 
+    ledger = ledger_of(sc)
+    turn = 0  # the model turn; a resumed step replays the turns its ledger holds
     turns = 0
     output_items: list[dict[str, Any]] = []
     while True:
-        response = await call_model(sc, {**request, "input": send})
+        params = {**request, "input": send}
+        sc.state["turn"] = turn
+        row = ledger.replay(turn, params)
+        if row is not None and row["response"] is not None:
+            response = row["response"]
+        else:
+            attach = row["response_id"] if row is not None and row["status"] == "pending" else None
+            response = await _call_chained(sc, request, params, conversation, attach)
+            ledger.responded(turn, params, response)
         result.response_id = response.get("id")
         result.response_ids.append(response["id"])
         result.add_usage(response.get("usage"))
@@ -272,7 +329,13 @@ async def execute(sc: StepContext) -> None:
         produced = response.get("output") or []
         output_items.extend(produced)
         conversation.extend(as_input(produced))
-        follow_up = await handle_items(sc, response)
+        if row is not None and row["status"] == "done" and row["response"] is not None:
+            follow_up = row["follow_up"] or []  # tools already ran, approvals already given
+            StepLedger.restore_state(result, row["state"])
+        else:
+            follow_up = await handle_items(sc, response)
+            ledger.turn_done(turn, follow_up, result)
+        turn += 1
         if not follow_up:
             break
         turns += 1

@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Callable
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from ..durable import ledger_of
 from ..errors import ExecutionError, FlowrunError, ToolLoopLimit
 from ..secrets import truncate
 from ..templating import TemplateError
@@ -491,6 +492,23 @@ async def _call_one(sc: Any, call: dict[str, Any], turn: int, bound: dict[str, d
     return output, record
 
 
+async def _call_recorded(sc: Any, call: dict[str, Any], turn: int,
+                         bound: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """:func:`_call_one` through the step's ledger: a call that already returned (in an
+    earlier attempt of the run) is not called again; its recorded output is used."""
+    ledger = ledger_of(sc)
+    call_id, name = call.get("call_id") or "", call.get("name") or ""
+    done = ledger.call(call_id) if call_id else None
+    if done is not None:
+        return done
+    if call_id:
+        ledger.call_started(call_id, sc.state.get("turn", turn - 1), name)
+    output, record = await _call_one(sc, call, turn, bound)
+    if call_id:
+        ledger.call_done(call_id, sc.state.get("turn", turn - 1), name, output, record)
+    return output, record
+
+
 def _bound_values(sc: Any, calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each called tool's bound parameters, rendered now (a failure fails the step)."""
     out: dict[str, dict[str, Any]] = {}
@@ -511,7 +529,7 @@ async def _run_batch(sc: Any, response: dict[str, Any]) -> dict[int, dict[str, A
         raise ToolLoopLimit(loop_limit_message(sc.max_tool_turns), sc.step_id)
     bound = _bound_values(sc, calls)
     sc.status("running", "calling " + ", ".join(str(c.get("name")) for c in calls))
-    done = await asyncio.gather(*(_call_one(sc, c, turn, bound) for c in calls))
+    done = await asyncio.gather(*(_call_recorded(sc, c, turn, bound) for c in calls))
     outputs = {}
     for call, (output, record) in zip(calls, done):
         sc.result.tool_calls.append(record)

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..durable import ledger_of
 from ..errors import ExecutionError, SecretRefused
 from ..spec import McpTool
 from ..templating import analyze
@@ -118,6 +119,11 @@ def how_to_allow(server: McpServer | None, tool_name: str) -> str:
 
 @register_item("mcp_approval_request")
 async def answer_approval(sc: Any, item: dict[str, Any], response: dict[str, Any]) -> list[dict[str, Any]]:
+    recorded = ledger_of(sc).approval(item.get("id") or "")
+    if recorded is not None:  # decided in an earlier attempt of the run: not asked again
+        answer, entry = recorded
+        sc.result.approvals.append(entry)
+        return [answer]
     label = item.get("server_label", "")
     tool_name = item.get("name", "")
     arguments = _arguments(item.get("arguments"))
@@ -175,6 +181,7 @@ async def answer_approval(sc: Any, item: dict[str, Any], response: dict[str, Any
     }
     if reason:
         answer["reason"] = reason
+    ledger_of(sc).approved(item["id"], sc.state.get("turn", 0), answer, entry)
     return [answer]
 
 

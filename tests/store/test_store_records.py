@@ -1,0 +1,164 @@
+"""The run store: what a run writes to flowrun.db, the readable export beside it, dead
+processes read as interrupted, and the history commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+from flowkit import record, run_flow, write
+from storekit import db_rows
+
+from flowrun.cli import main
+from flowrun.history import runs_view
+from flowrun.rundb import RunDB, process_token
+
+TOOLS = """
+def lookup(name: str) -> str:
+    \"\"\"Look a name up.\"\"\"
+    return "found " + name
+"""
+
+TOOL_FLOW = """
+    name: store-tools
+    inputs: {who: {type: string, default: Ada}}
+    tools:
+      lookup: {python: tools:lookup}
+    steps:
+      ask:
+        input: "Find {{ inputs.who }}"
+        tools: [lookup]
+        tool_choice: lookup
+      each:
+        for_each: [x, y, z]
+        input: "Say {{ item }} after {{ steps.ask.text }}"
+    outputs:
+      answer: "{{ steps.ask.text }}"
+"""
+
+
+def test_run_writes_every_step_item_turn_and_call_to_the_store(tmp_path, emu):
+    write(tmp_path / "tools.py", TOOLS)
+    result = run_flow(tmp_path, emu, TOOL_FLOW)
+    assert result.status == "succeeded"
+    runs = tmp_path / "runs"
+    (run,) = db_rows(runs, "SELECT * FROM runs")
+    assert (run["id"], run["flow_name"], run["status"], run["attempt"]) == (
+        result.run_id, "store-tools", "succeeded", 1)
+    assert run["pid"] == os.getpid() and run["steps_ok"] == 2 and run["tokens"] > 0
+    assert json.loads(run["inputs"]) == {"who": "Ada"}
+    assert json.loads(run["provider"])["kind"] == "emulator"
+    steps = {r["key"]: r for r in db_rows(runs, "SELECT * FROM steps")}
+    assert sorted(steps) == ["ask", "each", "each.0", "each.1", "each.2"]
+    assert steps["each.1"]["idx"] == 1 and steps["each.1"]["status"] == "succeeded"
+    assert steps["ask"]["text"] == result.steps["ask"].result.text
+    assert steps["ask"]["digest"].startswith("sha256:") and steps["ask"]["cached"] == 0
+    turns = db_rows(runs, "SELECT * FROM turns WHERE key='ask' ORDER BY turn")
+    assert [(t["turn"], t["status"]) for t in turns] == [(0, "done"), (1, "done")]
+    assert turns[1]["response_id"] == result.steps["ask"].response_id
+    assert json.loads(turns[0]["follow_up"])[0]["type"] == "function_call_output"
+    (call,) = db_rows(runs, "SELECT * FROM tool_calls")
+    assert (call["key"], call["name"], call["status"], call["output"]) == ("ask", "lookup", "done", "found name")
+    # the readable export is still there, with the attempt that did each step
+    rec = record(result)
+    assert rec["status"] == "succeeded" and rec["attempt"] == 1
+    assert rec["steps"]["ask"]["run_attempt"] == 1
+    assert [a["status"] for a in rec["attempts"]] == ["succeeded"]
+    assert (result.run_dir / "responses" / "ask.1.json").is_file()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_a_run_whose_process_died_reads_as_interrupted(tmp_path, emu):
+    result = run_flow(tmp_path, emu, "name: dies\nsteps:\n  a: {input: hi}\n")
+    runs = tmp_path / "runs"
+    db = RunDB.at(runs)
+    # as kill -9 leaves it: still `running`, its process gone (or its pid reused)
+    db.conn.execute("UPDATE runs SET status='running', pid=?, ended=NULL", (_dead_pid(),))
+    db.conn.execute("UPDATE steps SET status='running'")
+    cli = CliRunner()
+    out = cli.invoke(main, ["runs", "--run-dir", str(runs), "--json"])
+    assert out.exit_code == 0, out.output
+    assert [r["status"] for r in json.loads(out.output)] == ["interrupted"]
+    shown = json.loads(cli.invoke(main, ["show", result.run_id, "--run-dir", str(runs), "--json"]).output)
+    assert shown["status"] == "interrupted" and shown["steps"]["a"]["status"] == "interrupted"
+    assert "interrupted" in cli.invoke(main, ["runs", "--run-dir", str(runs)]).output
+    # the pid of a live process that started later is not the run's process either
+    db.conn.execute("UPDATE runs SET pid=?, start_token='1'", (os.getpid(),))
+    assert runs_view(db, None, None, 5)[0]["status"] == "interrupted"
+    db.conn.execute("UPDATE runs SET start_token=?", (process_token(os.getpid()),))
+    assert runs_view(db, None, None, 5)[0]["status"] == "running"
+    assert runs_view(db, None, "interrupted", 5) == []
+    db.close()
+
+
+def test_runs_lists_ten_thousand_runs_fast(tmp_path):
+    runs = tmp_path / "runs"
+    db = RunDB.at(runs)
+    now = time.time()
+    rows = [(f"run-{i:05d}", f"flow{i % 7}", ("succeeded", "failed")[i % 3 == 0], now - 10_000 + i,
+             now - 10_000 + i + 2, 2.0, i % 5, i % 3 == 0, 100 + i) for i in range(10_000)]
+    with db.conn:
+        db.conn.execute("BEGIN")
+        db.conn.executemany(
+            "INSERT INTO runs (id, flow_name, status, started, ended, duration, steps_ok,"
+            " steps_failed, tokens) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        db.conn.execute("COMMIT")
+    started = time.perf_counter()
+    latest = runs_view(db, None, None, 20)
+    of_flow = runs_view(db, "flow3", "failed", 10)
+    elapsed = time.perf_counter() - started
+    db.close()
+    assert elapsed < 0.5, elapsed
+    assert [r["run_id"] for r in latest[:2]] == ["run-09999", "run-09998"]
+    assert len(of_flow) == 10 and all(r["flow"] == "flow3" and r["status"] == "failed" for r in of_flow)
+    assert of_flow[0]["run_id"] == "run-09999" and of_flow[1]["run_id"] == "run-09978"
+    out = CliRunner().invoke(main, ["runs", "--run-dir", str(runs), "--limit", "3"])
+    lines = out.output.splitlines()
+    assert out.exit_code == 0 and len(lines) == 4 and lines[1].startswith("run-09999")
+    assert "STEPS" in lines[0] and "4 ok" in lines[1]
+
+
+def test_show_a_step_with_secrets_masked(tmp_path, emu, monkeypatch):
+    token = "sk-live-" + "9" * 24
+    monkeypatch.setenv("API_TOKEN", token)
+    write(tmp_path / "tools.py", TOOLS)
+    result = run_flow(tmp_path, emu, """
+        name: secretive
+        secrets: [API_TOKEN]
+        tools:
+          lookup: {python: tools:lookup}
+        steps:
+          ask:
+            input: "Use token {{ secrets.API_TOKEN }} to find it"
+            tools: [lookup]
+            tool_choice: lookup
+    """)
+    assert result.status == "succeeded"
+    runs = tmp_path / "runs"
+    cli = CliRunner()
+    out = cli.invoke(main, ["show", "last", "ask", "--run-dir", str(runs), "--json"])
+    assert out.exit_code == 0, out.output
+    view = json.loads(out.output)
+    assert view["turns"][0]["request"]["input"].startswith("Use token ")
+    assert [c["name"] for c in view["tool_calls"]] == ["lookup"]
+    text = cli.invoke(main, ["show", "last", "ask", "--run-dir", str(runs)]).output
+    assert "turn 1: done" in text and "call lookup" in text
+    everything = out.output + text + (runs / "flowrun.db").read_bytes().decode("latin-1")
+    for wal in runs.glob("flowrun.db-wal"):
+        everything += wal.read_bytes().decode("latin-1")
+    assert token not in everything and token[:12] not in everything
+    by_dir = cli.invoke(main, ["show", str(result.run_dir), "--json"])  # a run directory
+    assert by_dir.exit_code == 0 and json.loads(by_dir.output)["run_id"] == result.run_id
+    missing = cli.invoke(main, ["show", "last", "nope", "--run-dir", str(runs)])
+    assert missing.exit_code == 2 and "no step 'nope'" in missing.output and "ask" in missing.output
+    none = cli.invoke(main, ["runs", "--run-dir", str(tmp_path / "elsewhere")])
+    assert none.exit_code == 2 and "no run store" in none.output and "Traceback" not in none.output
