@@ -32,8 +32,8 @@ echo "==> running the tests"
 # The benchmarks are part of the product: on a full run (no pytest arguments), each runs
 # once in its quick mode; a crashing benchmark fails the script. SKIP_BENCHMARKS=1 skips.
 if [ "$#" -eq 0 ] && [ "${SKIP_BENCHMARKS:-0}" != 1 ]; then
-  for bench in bench_validate bench_run bench_faults; do
-    echo "==> benchmarks/$bench.py --quick"
-    .venv/bin/python "benchmarks/$bench.py" --quick
+  for bench in benchmarks/bench_*.py; do
+    echo "==> $bench --quick"
+    .venv/bin/python "$bench" --quick
   done
 fi
