@@ -186,7 +186,7 @@ class RunDB:
     def _exec(self, sql: str, args: Iterable[Any] = ()) -> None:
         """One statement, one transaction (autocommit)."""
         with self._lock:
-            self.conn.execute(sql, tuple(args))
+            self.conn.execute(sql, _encodable(args))
 
     def _many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Several statements in one transaction."""
@@ -194,7 +194,7 @@ class RunDB:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, args in statements:
-                    self.conn.execute(sql, args)
+                    self.conn.execute(sql, _encodable(args))
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
@@ -404,6 +404,20 @@ class RunDB:
     def integrity(self) -> str:
         with self._lock:
             return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _encodable(args: Iterable[Any]) -> tuple[Any, ...]:
+    """Statement arguments SQLite can store: text holding a lone surrogate (a service reply
+    that is not valid Unicode) is kept as its ``\\uXXXX`` escape instead of failing."""
+    out = []
+    for a in args:
+        if isinstance(a, str):
+            try:
+                a.encode("utf-8")
+            except UnicodeEncodeError:
+                a = a.encode("utf-8", "backslashreplace").decode("utf-8")
+        out.append(a)
+    return tuple(out)
 
 
 def loads(text: str | None) -> Any:

@@ -452,10 +452,11 @@ def test_for_each_runs_browsers_side_by_side(driver, emu, site, tmp_path):
 
 
 def test_step_timeout_stops_the_browser(driver, emu, site, tmp_path):
-    emu.script({"steps": {"browse": [computer({"type": "wait", "ms": 8000}), {"text": "late"}]}})
-    result = driver.run(tmp_path, emu, flow().replace("    computer_use:", "    timeout: 2s\n        computer_use:"),
+    # 6 s: room for the browser to start and take its first screenshot on a busy machine
+    emu.script({"steps": {"browse": [computer({"type": "wait", "ms": 30000}), {"text": "late"}]}})
+    result = driver.run(tmp_path, emu, flow().replace("    computer_use:", "    timeout: 6s\n        computer_use:"),
                         {"site": site.origin})
     assert result.status == "failed"
-    assert "timed out after 2s" in result.steps["browse"].error
+    assert "timed out after 6s" in result.steps["browse"].error
     # the driver checks that the step's context was closed; the record keeps the start
     assert step_record(result)["computer_use"]["timeline"][0]["turn"] == 0

@@ -122,7 +122,7 @@ def test_retries_shorthand_equals_policy() -> None:
     short = one_step("input: x\nretries: 5\n").steps["s"].retries
     long = one_step("input: x\nretries: {max: 5}\n").steps["s"].retries
     assert short == long
-    assert (short.max, short.initial_delay, short.max_delay) == (5, 1.0, 60.0)
+    assert (short.max, short.initial_delay, short.max_delay) == (5, 0.5, 60.0)  # the documented defaults
 
 
 @pytest.mark.parametrize("bad", ["-1", "101", "true", "'3'", "[3]"])
