@@ -32,8 +32,7 @@ class DiffError(ValueError):
 @dataclass
 class Hunk:
     anchor: str | None
-    old: list[str] = field(default_factory=list)
-    new: list[str] = field(default_factory=list)
+    ops: list[tuple[str, str]] = field(default_factory=list)  # (" " | "-" | "+", text)
     eof: bool = False
     line: int = 0  # 1-based line of the diff where the hunk starts
 
@@ -84,17 +83,12 @@ def parse_update(diff: str) -> tuple[list[Hunk], str | None]:
         elif current.eof:
             raise DiffError(f"line {n} of the diff: nothing may follow {END_OF_FILE} in a hunk")
         kind, text = (line[:1], line[1:]) if line else (" ", "")
-        if kind == " ":
-            current.old.append(text)
-            current.new.append(text)
-        elif kind == "-":
-            current.old.append(text)
-        elif kind == "+":
-            current.new.append(text)
+        if kind in (" ", "-", "+"):
+            current.ops.append((kind, text))
         else:
             raise DiffError(f"line {n} of the diff: expected a line starting with ' ' (context), "
                             f"'-' (remove), '+' (add) or '@@' (a new hunk); got {line[:60]!r}")
-    if not hunks or all(h.old == h.new for h in hunks):
+    if not any(k != " " for h in hunks for k, _ in h.ops):
         raise DiffError("the diff changes nothing: give hunks with '-' and '+' lines")
     return hunks, move_to
 
@@ -110,6 +104,7 @@ def _find(lines: list[str], seq: list[str], start: int, eof: bool) -> int:
             at = len(lines) - len(seq)
             if at >= start and [norm(s) for s in lines[at:]] == want:
                 return at
+            continue
         for i in range(start, len(lines) - len(seq) + 1):
             if [norm(s) for s in lines[i:i + len(seq)]] == want:
                 return i
@@ -133,15 +128,24 @@ def apply_update(text: str, diff: str) -> tuple[str, str | None]:
                 raise DiffError(f"hunk {number} (diff line {hunk.line}): the line after @@, "
                                 f"{hunk.anchor!r}, is not in the file after line {pos}")
             pos = found + 1
-        at = _find(lines, hunk.old, pos, hunk.eof)
+        old = [t for k, t in hunk.ops if k != "+"]
+        at = _find(lines, old, pos, hunk.eof)
         if at < 0:
-            shown = "\n".join(hunk.old[:6]) + ("\n..." if len(hunk.old) > 6 else "")
+            shown = "\n".join(old[:6]) + ("\n..." if len(old) > 6 else "")
             where = "at the end of the file" if hunk.eof else f"after line {pos}"
             raise DiffError(f"hunk {number} (diff line {hunk.line}): these lines are not in the file "
                             f"{where}:\n{shown}\nsend the diff again with context lines copied "
                             "exactly from the current file")
-        lines[at:at + len(hunk.old)] = hunk.new
-        pos = at + len(hunk.new)
+        new, i = [], at
+        for kind, text in hunk.ops:  # context keeps the file's own line (fuzz may differ)
+            if kind == " ":
+                new.append(lines[i])
+            if kind != "+":
+                i += 1
+            else:
+                new.append(text)
+        lines[at:at + len(old)] = new
+        pos = at + len(new)
     out = "\n".join(lines) + ("\n" if trailing_newline or not lines else "")
     if out == "\n" and not lines:
         out = ""

@@ -33,12 +33,15 @@ from pathlib import Path
 KEEP_BYTES = 1 << 20
 """Bytes kept of the start and of the end of each stream."""
 
-# Runs in the launcher: namespaces, then Landlock, then exec. argv: net abi dir... -- prog args
+# Runs in the launcher: namespaces, then Landlock, then exec.
+# argv: net abi keep_lc_ctype dir... -- prog args
 _LAUNCHER = r"""
 import ctypes, os, sys
 args = sys.argv[1:]
 sep = args.index("--")
-net, abi, dirs, argv = args[0] == "1", int(args[1]), args[2:sep], args[sep + 1:]
+net, abi, dirs, argv = args[0] == "1", int(args[1]), args[3:sep], args[sep + 1:]
+if args[2] == "0":
+    os.environ.pop("LC_CTYPE", None)  # set by Python's own C-locale coercion, not by the step
 libc = ctypes.CDLL(None, use_errno=True)
 if net:
     uid, gid = os.getuid(), os.getgid()
@@ -104,7 +107,8 @@ class Isolation:
 
 def _probe(net: bool, abi: int) -> bool:
     with tempfile.TemporaryDirectory(prefix="flowrun-shell-probe-") as tmp:
-        argv = [sys.executable, "-I", "-S", "-c", _LAUNCHER, "1" if net else "0", str(abi), tmp, "--", "/bin/true"]
+        argv = [sys.executable, "-I", "-S", "-c", _LAUNCHER, "1" if net else "0", str(abi), "0", tmp, "--",
+                "/bin/true"]
         try:
             return subprocess.run(argv, capture_output=True, timeout=30, env={}, cwd=tmp).returncode == 0
         except (OSError, subprocess.SubprocessError):
@@ -179,7 +183,7 @@ async def run_isolated(argv: list[str], cwd: Path, env: dict[str, str], writable
     """Run ``argv`` (its program an absolute path) in ``cwd`` with exactly ``env``."""
     iso = await asyncio.to_thread(isolation)
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, "1" if iso.network_namespace else "0",
-                str(iso.landlock_abi), *[str(p) for p in writable], "--", *argv]
+                str(iso.landlock_abi), "1" if "LC_CTYPE" in env else "0", *[str(p) for p in writable], "--", *argv]
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *launcher, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
