@@ -12,7 +12,7 @@ SUCCEEDED, FAILED, SKIPPED, CANCELLED, RUNNING, WAITING = (
 
 RESULT_FIELDS = (
     "status", "text", "output", "response_id", "images", "files", "usage", "items",
-    "container", "tool_calls", "reasoning_summary", "error",
+    "container", "tool_calls", "reasoning_summary", "error", "workspace", "diff",
 )
 """What templates see of a step: ``steps.ID.FIELD``."""
 
@@ -38,6 +38,8 @@ class StepResult:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     reasoning_summary: str | None = None
     error: str | None = None
+    workspace: str | None = None  # the step workspace's directory
+    diff: str | None = None  # unified diff of what changed in it
     error_type: str | None = None
     attempts: int = 0
     started_at: float | None = None
@@ -68,12 +70,15 @@ class StepResult:
             "tool_calls": list(self.tool_calls),
             "reasoning_summary": self.reasoning_summary,
             "error": self.error,
+            "workspace": self.workspace,
+            "diff": self.diff if self.diff is not None else "",
         }
 
     def to_record(self) -> dict[str, Any]:
         """The step's entry in the run record."""
         out: dict[str, Any] = {"status": self.status}
-        for key in ("response_id", "error", "error_type", "container", "reasoning_summary"):
+        for key in ("response_id", "error", "error_type", "container", "reasoning_summary",
+                    "workspace", "diff"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

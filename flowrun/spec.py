@@ -349,7 +349,11 @@ class ImageGenerationTool(StrictModel):
     """Options; empty for defaults."""
 
 
-TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation")
+# the workspace tool kinds live in their own module (it imports StrictModel from here)
+from .spec_workspace import ApplyPatchTool, CustomTool, ShellTool, WorkspaceDecl  # noqa: E402
+
+TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation",
+              "shell", "apply_patch", "custom")
 
 
 def _tool_kind(value: Any) -> str | None:
@@ -370,13 +374,16 @@ ToolDef = Annotated[
         Annotated[McpTool, Tag("mcp")],
         Annotated[CodeInterpreterTool, Tag("code_interpreter")],
         Annotated[ImageGenerationTool, Tag("image_generation")],
+        Annotated[ShellTool, Tag("shell")],
+        Annotated[ApplyPatchTool, Tag("apply_patch")],
+        Annotated[CustomTool, Tag("custom")],
     ],
     Discriminator(
         _tool_kind,
         custom_error_type="tool_kind",
         custom_error_message=(
             "a tool needs exactly one of the keys python, command, flow, mcp, "
-            "code_interpreter or image_generation"
+            "code_interpreter, image_generation, shell, apply_patch or custom"
         ),
     ),
 ]
@@ -387,8 +394,11 @@ _TOOL_CLASSES: dict[str, type] = {
     "mcp": McpTool,
     "code_interpreter": CodeInterpreterTool,
     "image_generation": ImageGenerationTool,
+    "shell": ShellTool,
+    "apply_patch": ApplyPatchTool,
+    "custom": CustomTool,
 }
-BUILTIN_TOOLS = ("code_interpreter", "image_generation")
+BUILTIN_TOOLS = ("code_interpreter", "image_generation", "apply_patch")
 """Tool names usable in a step's ``tools`` without a definition."""
 
 
@@ -539,6 +549,9 @@ class Step(ModelParams):
     """Run as a background response: flowrun polls until it finishes."""
     poll_interval: Duration = 1.0
     """Seconds between polls of a background response."""
+    workspace: WorkspaceDecl | None = None
+    """The directory the step's shell and apply_patch tools work in: a path or
+    ``{dir, copy, ignore}``; the result has ``steps.X.workspace`` and ``steps.X.diff``."""
 
     # scheduling
     needs: list[str] = Field(default_factory=list)

@@ -14,6 +14,7 @@ EXTENSIONS = [
     "flowrun.emulator.function_tools",
     "flowrun.emulator.computer",
     "flowrun.emulator.recorded",
+    "flowrun.emulator.workspace_tools",
 ]
 
 

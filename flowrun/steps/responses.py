@@ -289,6 +289,18 @@ async def _call_chained(sc: StepContext, request: dict[str, Any], params: dict[s
 
 
 async def execute(sc: StepContext) -> None:
+    from ..workspace import finish_workspace, open_workspace, uses_workspace
+
+    if not uses_workspace(sc):
+        return await _converse(sc)
+    open_workspace(sc)
+    try:
+        await _converse(sc)
+    finally:  # the diff is kept also when the step fails
+        await asyncio.to_thread(finish_workspace, sc)
+
+
+async def _converse(sc: StepContext) -> None:
     load_builtins()
     result = sc.result
     tools = await build_tools(sc)
