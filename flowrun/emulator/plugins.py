@@ -13,6 +13,9 @@ EXTENSIONS = [
     "flowrun.emulator.hosted_mcp",
     "flowrun.emulator.function_tools",
     "flowrun.emulator.computer",
+    "flowrun.emulator.vector_stores",
+    "flowrun.emulator.file_search",
+    "flowrun.emulator.web_search",
 ]
 
 
