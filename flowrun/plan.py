@@ -249,11 +249,11 @@ class _Checker:
                 if key in _NOT_TEMPLATES:
                     continue
                 for sub, text in iter_templates(value, ("tools", name, key)):
-                    if key in ("headers", "bind", "mcp"):
+                    if key in ("headers", "bind", "mcp", "file_search"):
                         self.template(sub, text, None, allow=("inputs", "secrets", "env"))
                     else:
                         self.add(sub, f"templates are not allowed in {key!r}",
-                                 "use templates in headers, bind, or the mcp URL")
+                                 "use templates in headers, bind, the mcp URL or file_search")
             target = getattr(tool, "flow", None)
             if isinstance(target, str):
                 self._subflow(("tools", name, "flow"), target, None, None)

@@ -317,7 +317,9 @@ class Runner:
             self.error = "interrupted"
             self._cancel_pending_save()
             self.save()
+            await asyncio.shield(self.ctx.run_finalizers())
             raise
+        await self.ctx.run_finalizers()
         hard_failures = [
             s for s, st in statuses.items()
             if st == FAILED and not self.plan.step(s).continue_on_error

@@ -347,7 +347,96 @@ class ImageGenerationTool(StrictModel):
     """Options; empty for defaults."""
 
 
-TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation")
+# ------------------------------------------------------------- hosted search tools
+
+
+class UserLocation(StrictModel):
+    """Where the user is, roughly, so web results can favour it."""
+
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    """Two-letter ISO country code, such as ``GB``."""
+    region: str | None = None
+    """Region or state, such as ``Scotland``."""
+    city: str | None = None
+    """City, such as ``Glasgow``."""
+    timezone: str | None = None
+    """IANA time zone, such as ``Europe/London``."""
+
+
+class WebSearchFilters(StrictModel):
+    """Which sites web search may use."""
+
+    allowed_domains: list[str] = Field(default_factory=list, max_length=100)
+    """Only pages on these domains (and their subdomains)."""
+
+
+class WebSearchOptions(StrictModel):
+    """Options for the hosted web search tool."""
+
+    search_context_size: Literal["low", "medium", "high"] | None = None
+    """How much of the search results the model reads (default medium)."""
+    user_location: UserLocation | None = None
+    """The user's approximate location."""
+    filters: WebSearchFilters | None = None
+    """Limits on the sites searched."""
+
+
+class WebSearchTool(StrictModel):
+    """The hosted web search tool; the answer's URL citations are ``steps.X.citations``.
+    Add ``web_search_call.action.sources`` to the step's ``include`` for every source."""
+
+    web_search: WebSearchOptions | None = None
+    """Options; empty for defaults."""
+
+
+class SearchFile(StrictModel):
+    """A file for file search, with attributes that ``filters`` can test."""
+
+    file: str
+    """Path (or glob) of local files, or an uploaded file id; a template."""
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+    """Attributes of the file(s) in the vector store."""
+
+
+class FileSearchOptions(StrictModel):
+    """Options for the hosted file search tool."""
+
+    files: list[str | SearchFile] = Field(default_factory=list)
+    """Files to search: paths, globs (``data/handbook/*.md``), file ids, templates (a template
+    may give a list), or ``{file, attributes}``. Uploaded and put in a vector store."""
+    vector_store: str | None = None
+    """Reuse a store: its id (``vs_...``), or a name (found, or created with that name).
+    Default: a new store for this run."""
+    keep: bool = False
+    """Keep the store flowrun created after the run (default: deleted at the end)."""
+    expires_after: int = Field(7, ge=1, le=365)
+    """Days without use after which the service deletes a store flowrun created, so
+    nothing is left behind by a crashed run."""
+    max_num_results: int | None = Field(None, ge=1, le=50)
+    """How many results the model may read."""
+    filters: dict[str, Any] | None = None
+    """An attribute filter: ``{type: eq, key, value}`` (eq ne gt gte lt lte in nin) or
+    ``{type: and|or, filters: [...]}``."""
+    ranking_options: dict[str, Any] | None = None
+    """``{ranker, score_threshold}``: how results are ranked and which are dropped."""
+
+    @model_validator(mode="after")
+    def _has_source(self) -> FileSearchOptions:
+        if not self.files and self.vector_store is None:
+            raise ValueError("file_search needs files to search, or a vector_store to use")
+        return self
+
+
+class FileSearchTool(StrictModel):
+    """The hosted file search tool over a vector store; the answer's file citations are
+    ``steps.X.citations``. Add ``file_search_call.results`` to ``include`` for the results."""
+
+    file_search: FileSearchOptions
+    """The files or vector store, and search options."""
+
+
+TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation",
+              "web_search", "file_search")
 
 
 def _tool_kind(value: Any) -> str | None:
@@ -368,13 +457,15 @@ ToolDef = Annotated[
         Annotated[McpTool, Tag("mcp")],
         Annotated[CodeInterpreterTool, Tag("code_interpreter")],
         Annotated[ImageGenerationTool, Tag("image_generation")],
+        Annotated[WebSearchTool, Tag("web_search")],
+        Annotated[FileSearchTool, Tag("file_search")],
     ],
     Discriminator(
         _tool_kind,
         custom_error_type="tool_kind",
         custom_error_message=(
             "a tool needs exactly one of the keys python, command, flow, mcp, "
-            "code_interpreter or image_generation"
+            "code_interpreter, image_generation, web_search or file_search"
         ),
     ),
 ]
@@ -385,8 +476,10 @@ _TOOL_CLASSES: dict[str, type] = {
     "mcp": McpTool,
     "code_interpreter": CodeInterpreterTool,
     "image_generation": ImageGenerationTool,
+    "web_search": WebSearchTool,
+    "file_search": FileSearchTool,
 }
-BUILTIN_TOOLS = ("code_interpreter", "image_generation")
+BUILTIN_TOOLS = ("code_interpreter", "image_generation", "web_search")
 """Tool names usable in a step's ``tools`` without a definition."""
 
 

@@ -31,6 +31,8 @@ BUILTIN_MODULES: list[str] = [
     "flowrun.tools.mcp",
     "flowrun.tools.code_interpreter",
     "flowrun.tools.functions",
+    "flowrun.tools.web_search",
+    "flowrun.tools.file_search",
 ]
 _loaded = False
 
@@ -71,7 +73,7 @@ def load_builtins() -> None:
 
 def resolve(sc: Any, ref: Any) -> tuple[str, Any]:
     """A step's tool reference -> (name, definition)."""
-    from ..spec import CodeInterpreterTool, ImageGenerationTool
+    from ..spec import CodeInterpreterTool, ImageGenerationTool, WebSearchTool
 
     if isinstance(ref, str):
         if ref in sc.flow.tools:
@@ -80,6 +82,8 @@ def resolve(sc: Any, ref: Any) -> tuple[str, Any]:
             return ref, CodeInterpreterTool()
         if ref == "image_generation":
             return ref, ImageGenerationTool()
+        if ref == "web_search":
+            return ref, WebSearchTool()
         raise ExecutionError(f"unknown tool {ref!r}", sc.step_id)
     from ..spec import tool_kind
 
