@@ -7,7 +7,7 @@ ranking_options}}`` in a step's (or the flow's) ``tools``:
    local path or glob - relative ones from the directory flowrun runs in, then the flow
    file's - or an uploaded file id; ``{file, attributes}`` gives the files attributes
    that ``filters`` test. Local files are uploaded (purpose ``assistants``) once per run.
-2. **The store**, once per run for each tool and file set (concurrent steps and
+2. **The store**, once per run for each file set and store setting (steps, tools and
    ``for_each`` items share it):
 
    - no ``vector_store``: a new store named ``flowrun RUN_ID TOOL``;
@@ -241,7 +241,7 @@ async def _delete(run: Any, store_id: str, uploaded: list[str]) -> None:
 async def ensure_store(sc: Any, name: str, options: Any) -> dict[str, Any]:
     """The tool's store for this run, prepared once (the first step to ask does it)."""
     files = sources(sc, options)
-    key = (name, options.vector_store, options.keep, tuple(sorted(f.digest() for f in files)))
+    key = (options.vector_store, options.keep, options.expires_after, tuple(sorted(f.digest() for f in files)))
     cache: dict[Any, asyncio.Future[dict[str, Any]]] = sc.run.__dict__.setdefault("_vector_stores", {})
     future = cache.get(key)
     if future is None:
