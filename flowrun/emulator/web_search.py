@@ -166,6 +166,18 @@ def set_web_corpus(emulator: Any, directory: str | Path | None) -> None:
     emulator._web_corpus = Corpus(Path(directory)) if directory is not None else None
 
 
+def use_corpus_dir(directory: str | Path) -> None:
+    """Make ``directory`` the corpus of every emulator of this process (and of emulators
+    it starts) through :data:`ENV`; checked now, so a bad corpus fails before serving."""
+    from ..errors import UsageError
+
+    try:
+        Corpus(Path(directory))
+    except CorpusError as exc:
+        raise UsageError(f"emulator: {exc}") from None
+    os.environ[ENV] = str(Path(directory).resolve())
+
+
 def web_corpus(emulator: Any) -> Corpus:
     """The emulator's corpus (module docstring), loaded on first use."""
     with _lock:
@@ -209,7 +221,7 @@ def run_search(turn: Turn, query: str, lead: str | None = None) -> list[dict[str
     try:
         corpus = web_corpus(turn.emulator)
     except CorpusError as exc:
-        raise APIError(500, f"flowrun emulator: {exc}") from None
+        raise APIError(400, f"The flowrun emulator's web corpus cannot be used: {exc}", param="tools") from None
     location = tool.get("user_location") or {}
     terms = query_terms(query) + query_terms(" ".join(str(location.get(k) or "") for k in ("city", "region", "country")))
     domains = (tool.get("filters") or {}).get("allowed_domains")
