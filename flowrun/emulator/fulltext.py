@@ -60,29 +60,22 @@ def fts_query(terms: Iterable[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
-def ranked(rows: list[tuple], terms: list[str]) -> list["Hit"]:
+def ranked(rows: list[tuple], matched: dict[int, int], terms: list[str]) -> list["Hit"]:
     """Hits with their scores, best first: half the share of the query's terms in the
-    chunk (title included), half its bm25 relative to the best match; ties keep bm25's
-    order."""
-    top = max((-row[5] for row in rows), default=0.0)
+    chunk (``matched``: rowid -> terms it has, title included), half its bm25 relative
+    to the best match; ties keep bm25's order."""
+    top = max((-row[6] for row in rows), default=0.0)
     hits = []
-    for scope, doc, seq, title, body, rank in rows:
+    for rowid, scope, doc, seq, title, body, rank in rows:
         relative = (-rank / top) if top > 0 else 0.0
-        score = round(0.5 * coverage(f"{title} {body}", terms) + 0.5 * max(0.0, relative), 4)
+        share = matched.get(rowid, 0) / len(terms) if terms else 0.0
+        score = round(0.5 * share + 0.5 * max(0.0, relative), 4)
         hits.append(Hit(scope, doc, int(seq), title, body, min(1.0, score)))
     return sorted(hits, key=lambda h: -h.score)
 
 
 def _stem(word: str) -> str:
     return word.lower()[:5]
-
-
-def coverage(text: str, terms: list[str]) -> float:
-    """The share of ``terms`` found in ``text`` (words compared by their first 5 letters)."""
-    if not terms:
-        return 0.0
-    have = {_stem(w) for w in _WORD.findall(text)}
-    return sum(1 for t in terms if _stem(t) in have) / len(terms)
 
 
 def _paragraphs(text: str) -> list[tuple[bool, list[str]]]:
@@ -171,11 +164,16 @@ class FullTextIndex:
         if not terms or not scopes:
             return []
         marks = ",".join("?" * len(scopes))
-        sql = (f"SELECT scope, doc, seq, title, body, bm25(chunks, 2.0, 1.0) AS rank FROM chunks "
+        sql = (f"SELECT rowid, scope, doc, seq, title, body, bm25(chunks, 2.0, 1.0) AS rank FROM chunks "
                f"WHERE chunks MATCH ? AND scope IN ({marks}) ORDER BY rank, doc, seq")
+        each = f"SELECT rowid FROM chunks WHERE chunks MATCH ? AND scope IN ({marks})"
+        matched: dict[int, int] = {}
         with self._lock:
             rows = self._db.execute(sql, (fts_query(terms), *scopes)).fetchall()
-        return ranked(rows, terms)
+            for term in terms:  # the same tokenizer decides which terms a chunk has
+                for (rowid,) in self._db.execute(each, (fts_query([term]), *scopes)):
+                    matched[rowid] = matched.get(rowid, 0) + 1
+        return ranked(rows, matched, terms)
 
 
 # --------------------------------------------------------------------------- documents

@@ -119,9 +119,12 @@ def test_max_results_and_score_threshold(client, store):
     every = client.vector_stores.search(store_id, query="leave laptops hotel").data
     assert len(every) == 3 and [r.score for r in every] == sorted((r.score for r in every), reverse=True)
     assert len(client.vector_stores.search(store_id, query="leave laptops hotel", max_num_results=1).data) == 1
-    high = client.vector_stores.search(store_id, query="vacation days laptops",
-                                       ranking_options={"score_threshold": 0.75}).data
-    assert [r.filename for r in high] == ["leave.md"] and high[0].score >= 0.75
+    # "day" is in laptops.md too (porter stemming), but it has half the query's words
+    loose = client.vector_stores.search(store_id, query="vacation days").data
+    assert [r.filename for r in loose] == ["leave.md", "laptops.md"]
+    high = client.vector_stores.search(store_id, query="vacation days",
+                                       ranking_options={"score_threshold": 0.6}).data
+    assert [r.filename for r in high] == ["leave.md"] and high[0].score >= 0.6
 
 
 def test_static_chunking_splits_with_overlap(client):
