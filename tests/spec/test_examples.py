@@ -12,8 +12,9 @@ from flowrun.plan import Plan, load_plan
 from flowrun.spec import BUILTIN_TOOLS, tool_kind
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
-# FLOW.emulator.yaml files beside a flow are emulator scripts, not flows
-FLOWS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".emulator.yaml"))
+# FLOW.emulator.yaml files beside a flow are emulator scripts, FLOW.test.yaml its tests
+FLOWS = sorted(p for p in EXAMPLES.glob("*.yaml")
+               if not p.name.endswith((".emulator.yaml", ".test.yaml")))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_examples_cover_the_language(plans: dict[str, Plan]) -> None:
     required = {
         "step responses", "step computer_use", "step flow",
         "tool python", "tool command", "tool flow", "tool mcp", "tool code_interpreter",
-        "tool image_generation", "inline tool",
+        "tool image_generation", "tool web_search", "tool file_search", "inline tool",
         "part TextPart", "part ImagePart", "part FilePart", "upload",
         "input type string", "input type integer", "input type file",
         "continue previous_response_id", "continue manual", "store", "include",
