@@ -398,6 +398,37 @@ class SearchFile(StrictModel):
     """Attributes of the file(s) in the vector store."""
 
 
+_COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+
+
+def check_search_filter(rule: Any, where: str = "filters") -> None:
+    """Raise ValueError unless ``rule`` is a comparison or compound attribute filter."""
+    shape = ("expected {type: eq|ne|gt|gte|lt|lte|in|nin, key, value} or "
+             "{type: and|or, filters: [...]}")
+    if not isinstance(rule, dict):
+        raise ValueError(f"{where}: {shape}")
+    kind = rule.get("type", "eq")
+    if kind in ("and", "or"):
+        if set(rule) - {"type", "filters"} or not isinstance(rule.get("filters"), list):
+            raise ValueError(f"{where}: a {kind} filter has only type and a list of filters")
+        for n, sub in enumerate(rule["filters"]):
+            check_search_filter(sub, f"{where}.filters[{n}]")
+    elif kind in _COMPARISONS:
+        if set(rule) - {"type", "key", "value"} or "key" not in rule or "value" not in rule:
+            raise ValueError(f"{where}: a {kind} filter has type, key and value")
+    else:
+        raise ValueError(f"{where}: unknown filter type {kind!r}; {shape}")
+
+
+class FileSearchRanking(StrictModel):
+    """How file search ranks its results."""
+
+    ranker: Literal["auto", "default-2024-11-15"] | None = None
+    """The ranker (default auto)."""
+    score_threshold: float | None = Field(None, ge=0, le=1)
+    """Drop results scoring below this (0 to 1)."""
+
+
 class FileSearchOptions(StrictModel):
     """Options for the hosted file search tool."""
 
@@ -417,8 +448,15 @@ class FileSearchOptions(StrictModel):
     filters: dict[str, Any] | None = None
     """An attribute filter: ``{type: eq, key, value}`` (eq ne gt gte lt lte in nin) or
     ``{type: and|or, filters: [...]}``."""
-    ranking_options: dict[str, Any] | None = None
-    """``{ranker, score_threshold}``: how results are ranked and which are dropped."""
+    ranking_options: FileSearchRanking | None = None
+    """How results are ranked, and which are dropped."""
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_shape(cls, v: Any) -> Any:
+        if v is not None:
+            check_search_filter(v)
+        return v
 
     @model_validator(mode="after")
     def _has_source(self) -> FileSearchOptions:

@@ -268,7 +268,7 @@ async def build(sc: Any, name: str, tool: Any) -> list[dict[str, Any]]:
     if options.filters is not None:
         entry["filters"] = sc.render_deep(options.filters)
     if options.ranking_options is not None:
-        entry["ranking_options"] = sc.render_deep(options.ranking_options)
+        entry["ranking_options"] = options.ranking_options.model_dump(exclude_none=True)
     return [entry]
 
 
