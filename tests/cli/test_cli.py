@@ -195,7 +195,7 @@ def test_help_imports_nothing_heavy() -> None:
 
 def test_validate_every_example_in_one_process() -> None:
     examples = sorted(str(p) for p in (ROOT / "examples" / "flows").glob("*.yaml")
-                      if not p.name.endswith(".emulator.yaml"))  # emulator scripts
+                      if not p.name.endswith((".emulator.yaml", ".test.yaml")))  # scripts, tests
     proc = subprocess.run(
         [sys.executable, "-m", "flowrun.cli", "validate", *examples],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
