@@ -236,13 +236,20 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 @click.option("--faults", help="Faults to inject, e.g. '429x2:retry_after=1,500x1' "
               "(env FLOWRUN_EMULATOR_FAULTS).")
 @click.option("--script", type=click.Path(dir_okay=False), help="A script for the model.")
+@click.option("--web-corpus", type=click.Path(file_okay=False),
+              help="Directory of HTML/Markdown pages the web_search tool searches "
+                   "(env FLOWRUN_EMULATOR_WEB_CORPUS; default: a small built-in corpus).")
 @handle_errors
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
-             script: str | None) -> None:
+             script: str | None, web_corpus: str | None) -> None:
     """Serve the built-in Responses emulator (under /v1 and /openai/v1)."""
     from .emulator import FaultSpecError, ScriptError, serve
     from .errors import UsageError
 
+    if web_corpus is not None:
+        from .emulator.web_search import use_corpus_dir
+
+        use_corpus_dir(web_corpus)
     try:
         serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
     except (FaultSpecError, ScriptError) as exc:

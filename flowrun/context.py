@@ -39,12 +39,27 @@ class RunContext:
     cwd: Path = field(default_factory=Path.cwd)
     # one lock for interactive prompts, so two steps never ask at once
     prompt_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # cleanups for the end of the run (deleting a vector store, ...), newest first
+    finalizers: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.secrets is None:
             self.secrets = SecretsView(self.redactor, self.environ)
         if self.env is None:
             self.env = EnvView(self.environ, redactor=self.redactor, declared=self.plan.flow.secrets)
+
+    def at_end(self, cleanup: Any) -> None:
+        """Run ``await cleanup()`` when the run ends, whatever its status."""
+        self.finalizers.append(cleanup)
+
+    async def run_finalizers(self) -> None:
+        """The cleanups, newest first; a failing one becomes a notice, never an error."""
+        while self.finalizers:
+            cleanup = self.finalizers.pop()
+            try:
+                await cleanup()
+            except Exception as exc:
+                self.hooks.on_notice("run", self.redactor.text(f"cleanup failed: {exc}"))
 
     def template_context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         ctx = {

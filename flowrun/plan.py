@@ -276,11 +276,11 @@ class _Checker:
                 if key in _NOT_TEMPLATES:
                     continue
                 for sub, text in iter_templates(value, ("tools", name, key)):
-                    if key in ("headers", "bind", "mcp") or sub[2:4] == ("shell", "env"):
+                    if key in ("headers", "bind", "mcp", "file_search") or sub[2:4] == ("shell", "env"):
                         self.template(sub, text, None, allow=("inputs", "secrets", "env"))
                     else:
                         self.add(sub, f"templates are not allowed in {key!r}",
-                                 "use templates in headers, bind, the mcp URL or shell.env")
+                                 "use templates in headers, bind, the mcp URL, file_search or shell.env")
             target = getattr(tool, "flow", None)
             if isinstance(target, str):
                 self._subflow(("tools", name, "flow"), target, None, None)

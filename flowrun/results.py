@@ -12,7 +12,7 @@ SUCCEEDED, FAILED, SKIPPED, CANCELLED, RUNNING, WAITING = (
 
 RESULT_FIELDS = (
     "status", "text", "output", "response_id", "images", "files", "usage", "items",
-    "container", "tool_calls", "reasoning_summary", "error", "workspace", "diff",
+    "container", "tool_calls", "reasoning_summary", "citations", "error", "workspace", "diff",
 )
 """What templates see of a step: ``steps.ID.FIELD``."""
 
@@ -37,6 +37,8 @@ class StepResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     approvals: list[dict[str, Any]] = field(default_factory=list)
     reasoning_summary: str | None = None
+    # what the answer cites: web pages, searched files (flowrun.citations)
+    citations: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     workspace: str | None = None  # the step workspace's directory
     diff: str | None = None  # unified diff of what changed in it
@@ -69,6 +71,7 @@ class StepResult:
             "container": self.container,
             "tool_calls": list(self.tool_calls),
             "reasoning_summary": self.reasoning_summary,
+            "citations": list(self.citations),
             "error": self.error,
             "workspace": self.workspace,
             "diff": self.diff if self.diff is not None else "",
@@ -94,6 +97,8 @@ class StepResult:
             out["tool_calls"] = list(self.tool_calls)
         if self.approvals:
             out["approvals"] = list(self.approvals)
+        if self.citations:
+            out["citations"] = list(self.citations)
         if self.output is not None:
             out["output"] = self.output
         if self.text is not None:

@@ -364,7 +364,9 @@ class Runner:
             if self.journal is not None:
                 self.journal.end(self)
             self.save()
+            await asyncio.shield(self.ctx.run_finalizers())
             raise
+        await self.ctx.run_finalizers()
         hard_failures = [
             s for s, st in statuses.items()
             if st == FAILED and not self.plan.step(s).continue_on_error

@@ -349,11 +349,138 @@ class ImageGenerationTool(StrictModel):
     """Options; empty for defaults."""
 
 
+# ------------------------------------------------------------- hosted search tools
+
+
+class UserLocation(StrictModel):
+    """Where the user is, roughly, so web results can favour it."""
+
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    """Two-letter ISO country code, such as ``GB``."""
+    region: str | None = None
+    """Region or state, such as ``Scotland``."""
+    city: str | None = None
+    """City, such as ``Glasgow``."""
+    timezone: str | None = None
+    """IANA time zone, such as ``Europe/London``."""
+
+
+class WebSearchFilters(StrictModel):
+    """Which sites web search may use."""
+
+    allowed_domains: list[str] = Field(default_factory=list, max_length=100)
+    """Only pages on these domains (and their subdomains)."""
+
+
+class WebSearchOptions(StrictModel):
+    """Options for the hosted web search tool."""
+
+    search_context_size: Literal["low", "medium", "high"] | None = None
+    """How much of the search results the model reads (default medium)."""
+    user_location: UserLocation | None = None
+    """The user's approximate location."""
+    filters: WebSearchFilters | None = None
+    """Limits on the sites searched."""
+
+
+class WebSearchTool(StrictModel):
+    """The hosted web search tool; the answer's URL citations are ``steps.X.citations``.
+    Add ``web_search_call.action.sources`` to the step's ``include`` for every source."""
+
+    web_search: WebSearchOptions | None = None
+    """Options; empty for defaults."""
+
+
+class SearchFile(StrictModel):
+    """A file for file search, with attributes that ``filters`` can test."""
+
+    file: str
+    """Path (or glob) of local files, or an uploaded file id; a template."""
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+    """Attributes of the file(s) in the vector store."""
+
+
+_COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+
+
+def check_search_filter(rule: Any, where: str = "filters") -> None:
+    """Raise ValueError unless ``rule`` is a comparison or compound attribute filter."""
+    shape = ("expected {type: eq|ne|gt|gte|lt|lte|in|nin, key, value} or "
+             "{type: and|or, filters: [...]}")
+    if not isinstance(rule, dict):
+        raise ValueError(f"{where}: {shape}")
+    kind = rule.get("type", "eq")
+    if kind in ("and", "or"):
+        if set(rule) - {"type", "filters"} or not isinstance(rule.get("filters"), list):
+            raise ValueError(f"{where}: a {kind} filter has only type and a list of filters")
+        for n, sub in enumerate(rule["filters"]):
+            check_search_filter(sub, f"{where}.filters[{n}]")
+    elif kind in _COMPARISONS:
+        if set(rule) - {"type", "key", "value"} or "key" not in rule or "value" not in rule:
+            raise ValueError(f"{where}: a {kind} filter has type, key and value")
+    else:
+        raise ValueError(f"{where}: unknown filter type {kind!r}; {shape}")
+
+
+class FileSearchRanking(StrictModel):
+    """How file search ranks its results."""
+
+    ranker: Literal["auto", "default-2024-11-15"] | None = None
+    """The ranker (default auto)."""
+    score_threshold: float | None = Field(None, ge=0, le=1)
+    """Drop results scoring below this (0 to 1)."""
+
+
+class FileSearchOptions(StrictModel):
+    """Options for the hosted file search tool."""
+
+    files: list[str | SearchFile] = Field(default_factory=list)
+    """Files to search: paths, globs (``data/handbook/*.md``), file ids, templates (a template
+    may give a list), or ``{file, attributes}``. Uploaded and put in a vector store."""
+    vector_store: str | None = None
+    """Reuse a store: its id (``vs_...``), or a name (found, or created with that name).
+    Default: a new store for this run."""
+    keep: bool = False
+    """Keep the store flowrun created after the run (default: deleted at the end)."""
+    expires_after: int = Field(7, ge=1, le=365)
+    """Days without use after which the service deletes a store flowrun created, so
+    nothing is left behind by a crashed run."""
+    max_num_results: int | None = Field(None, ge=1, le=50)
+    """How many results the model may read."""
+    filters: dict[str, Any] | None = None
+    """An attribute filter: ``{type: eq, key, value}`` (eq ne gt gte lt lte in nin) or
+    ``{type: and|or, filters: [...]}``."""
+    ranking_options: FileSearchRanking | None = None
+    """How results are ranked, and which are dropped."""
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_shape(cls, v: Any) -> Any:
+        if v is not None:
+            check_search_filter(v)
+        return v
+
+    @model_validator(mode="after")
+    def _has_source(self) -> FileSearchOptions:
+        if not self.files and self.vector_store is None:
+            raise ValueError("file_search needs files to search, or a vector_store to use")
+        return self
+
+
+class FileSearchTool(StrictModel):
+    """The hosted file search tool over a vector store; the answer's file citations are
+    ``steps.X.citations``. Add ``file_search_call.results`` to ``include`` for the results."""
+
+    file_search: FileSearchOptions
+    """The files or vector store, and search options."""
+
+
+
 # the workspace tool kinds live in their own module (it imports StrictModel from here)
 from .spec_workspace import ApplyPatchTool, CustomTool, ShellTool, WorkspaceDecl  # noqa: E402
 
 TOOL_KINDS = ("python", "command", "flow", "mcp", "code_interpreter", "image_generation",
-              "shell", "apply_patch", "custom")
+              "shell", "apply_patch", "custom", "web_search", "file_search")
 
 
 def _tool_kind(value: Any) -> str | None:
@@ -377,13 +504,15 @@ ToolDef = Annotated[
         Annotated[ShellTool, Tag("shell")],
         Annotated[ApplyPatchTool, Tag("apply_patch")],
         Annotated[CustomTool, Tag("custom")],
+        Annotated[WebSearchTool, Tag("web_search")],
+        Annotated[FileSearchTool, Tag("file_search")],
     ],
     Discriminator(
         _tool_kind,
         custom_error_type="tool_kind",
         custom_error_message=(
             "a tool needs exactly one of the keys python, command, flow, mcp, "
-            "code_interpreter, image_generation, shell, apply_patch or custom"
+            "code_interpreter, image_generation, shell, apply_patch, custom, web_search or file_search"
         ),
     ),
 ]
@@ -397,8 +526,10 @@ _TOOL_CLASSES: dict[str, type] = {
     "shell": ShellTool,
     "apply_patch": ApplyPatchTool,
     "custom": CustomTool,
+    "web_search": WebSearchTool,
+    "file_search": FileSearchTool,
 }
-BUILTIN_TOOLS = ("code_interpreter", "image_generation", "apply_patch")
+BUILTIN_TOOLS = ("code_interpreter", "image_generation", "apply_patch", "web_search")
 """Tool names usable in a step's ``tools`` without a definition."""
 
 

@@ -23,6 +23,11 @@ ROOTS = (
     "CreateResponse", "Response", "ResponseStreamEvent", "ResponseItemList", "ErrorResponse", "Error",
     "OpenAIFile", "ContainerResource", "ContainerListResource", "ContainerFileResource",
     "ContainerFileListResource",
+    "CreateVectorStoreRequest", "UpdateVectorStoreRequest", "VectorStoreObject", "ListVectorStoresResponse",
+    "DeleteVectorStoreResponse", "CreateVectorStoreFileRequest", "UpdateVectorStoreFileAttributesRequest",
+    "VectorStoreFileObject", "ListVectorStoreFilesResponse", "DeleteVectorStoreFileResponse",
+    "VectorStoreFileContentResponse", "CreateVectorStoreFileBatchRequest", "VectorStoreFileBatchObject",
+    "VectorStoreSearchRequest", "VectorStoreSearchResultsPage",
 )
 REF_PREFIX = "#/components/schemas/"
 DROP_KEYS = {"description", "example", "examples", "title", "deprecated", "externalDocs"}

@@ -151,7 +151,14 @@ def check_request(body: Any) -> None:
     if unknown:
         raise APIError(400, f"Unknown parameter: '{unknown[0]}'.", param=unknown[0],
                        code="unknown_parameter")
-    val = validator("CreateResponse", request=True)
+    check_body("CreateResponse", body)
+
+
+def check_body(name: str, body: Any) -> None:
+    """Raise a 400 :class:`APIError` naming the deepest violation of request schema ``name``."""
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object.")
+    val = validator(name, request=True)
     if val.is_valid(body):
         return
     where, message, _ = max((_deepest(e) for e in val.iter_errors(body)), key=lambda f: f[2])

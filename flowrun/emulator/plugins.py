@@ -15,6 +15,9 @@ EXTENSIONS = [
     "flowrun.emulator.computer",
     "flowrun.emulator.recorded",
     "flowrun.emulator.workspace_tools",
+    "flowrun.emulator.vector_stores",
+    "flowrun.emulator.file_search",
+    "flowrun.emulator.web_search",
 ]
 
 

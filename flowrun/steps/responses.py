@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from ..client import TERMINAL
+from ..citations import citations
 from ..context import StepContext
 from ..durable import StepLedger, ledger_of
 from ..errors import ConnectionFailed, ExecutionError, OutputError, RequestRejected, ToolLoopLimit
@@ -372,6 +373,7 @@ async def _converse(sc: StepContext) -> None:
     if refused is not None:
         raise OutputError(f"the model refused: {refused}", sc.step_id)
     result.text = output_text(response)
+    result.citations = citations(response)
     if sc.step.output_schema is not None:
         result.output = parse_structured(result.text, sc.step.output_schema, sc.step_id,
                                          sc.run.redactor.text)

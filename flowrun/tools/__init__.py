@@ -34,6 +34,8 @@ BUILTIN_MODULES: list[str] = [
     "flowrun.tools.apply_patch",
     "flowrun.tools.shell",
     "flowrun.tools.custom",
+    "flowrun.tools.web_search",
+    "flowrun.tools.file_search",
 ]
 _loaded = False
 
@@ -74,7 +76,7 @@ def load_builtins() -> None:
 
 def resolve(sc: Any, ref: Any) -> tuple[str, Any]:
     """A step's tool reference -> (name, definition)."""
-    from ..spec import ApplyPatchTool, CodeInterpreterTool, ImageGenerationTool
+    from ..spec import ApplyPatchTool, CodeInterpreterTool, ImageGenerationTool, WebSearchTool
 
     if isinstance(ref, str):
         if ref in sc.flow.tools:
@@ -85,6 +87,8 @@ def resolve(sc: Any, ref: Any) -> tuple[str, Any]:
             return ref, ImageGenerationTool()
         if ref == "apply_patch":
             return ref, ApplyPatchTool()
+        if ref == "web_search":
+            return ref, WebSearchTool()
         raise ExecutionError(f"unknown tool {ref!r}", sc.step_id)
     from ..spec import tool_kind
 

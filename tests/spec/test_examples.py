@@ -13,7 +13,6 @@ from flowrun.spec import BUILTIN_TOOLS, tool_kind
 from flowkit import example_flows
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "flows"
-# FLOW.emulator.yaml files beside a flow are emulator scripts, not flows
 FLOWS = example_flows()
 
 
@@ -91,7 +90,7 @@ def test_examples_cover_the_language(plans: dict[str, Plan]) -> None:
     required = {
         "step responses", "step computer_use", "step flow",
         "tool python", "tool command", "tool flow", "tool mcp", "tool code_interpreter",
-        "tool image_generation", "inline tool",
+        "tool image_generation", "tool web_search", "tool file_search", "inline tool",
         "part TextPart", "part ImagePart", "part FilePart", "upload",
         "input type string", "input type integer", "input type file",
         "continue previous_response_id", "continue manual", "store", "include",

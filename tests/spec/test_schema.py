@@ -108,6 +108,7 @@ SCHEMA_GAPS = {
     "step-no-kind.yaml",  # exactly one of input / computer_use / flow
     "step-two-kinds.yaml",  # same
     "with-without-flow.yaml",  # with needs flow
+    "file-search-bad-filter.yaml",  # the filter tree is checked by a validator
 }
 
 
