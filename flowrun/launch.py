@@ -40,8 +40,11 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None) -> Ite
     from .emulator import Emulator, EmulatorServer, ScriptError
 
     path = emulator_script_for(flow, script)
+    from .emulator.quota import quota_from_env
+
     try:
         emulator = Emulator.from_env(script=path)
+        quota_from_env(emulator)
     except (ScriptError, ValueError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     with EmulatorServer(emulator) as server:
@@ -60,6 +63,8 @@ def launch(
     run_dir: str,
     emulator_script: str | None = None,
     interactive: bool | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
 ) -> RunResult:
     plan = load_plan(flow)
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
@@ -83,6 +88,7 @@ def launch(
 
         async def main() -> RunResult:
             client = ResponsesClient(endpoint)
+            client.budget = run_budget(rpm, tpm, plan)
             try:
                 return await run_plan(
                     plan, client, inputs, run_root=Path(run_dir), hooks=hooks,
@@ -92,6 +98,16 @@ def launch(
                 await client.close()
 
         return _run_with_interrupts(main())
+
+
+def run_budget(rpm: float | None, tpm: float | None, plan: Any, *, learn: bool = False) -> Any:
+    """The run's rate budget (:mod:`flowrun.ratelimit`): ``--rpm`` / ``--tpm``, the flow's
+    ``rate_limits:``, the config file's ``provider.rate_limits``; None when none is set."""
+    from .providers import _user_config
+    from .ratelimit import budget_from
+
+    config = _user_config(os.environ).get("rate_limits") if plan.flow.rate_limits is None else None
+    return budget_from(rpm, tpm, plan.flow.rate_limits, config, learn=learn)
 
 
 def _run_with_interrupts(coro: Any) -> RunResult:

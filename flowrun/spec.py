@@ -598,6 +598,23 @@ class Provider(StrictModel):
     """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
 
 
+class ModelRateLimit(StrictModel):
+    """Requests and tokens per minute."""
+
+    rpm: float | None = Field(None, gt=0)
+    """Requests per minute."""
+    tpm: float | None = Field(None, gt=0)
+    """Tokens per minute (input and output)."""
+
+
+class RateLimits(ModelRateLimit):
+    """The run's rate budget, shared by every step (and every dataset row);
+    ``--rpm`` / ``--tpm`` override it."""
+
+    models: dict[str, ModelRateLimit] = Field(default_factory=dict)
+    """A budget of its own per model (or Azure deployment) name."""
+
+
 def _check_name(key: str) -> str:
     if not IDENTIFIER.match(key):
         raise ValueError(
@@ -635,6 +652,8 @@ class Flow(StrictModel):
     """Endpoint settings; environment variables and ``--provider`` take precedence."""
     max_concurrency: int | None = Field(None, ge=1)
     """How many steps may run at once (``--max-concurrency`` overrides)."""
+    rate_limits: RateLimits | None = None
+    """Requests / tokens per minute for the run: ``{rpm, tpm, models: {NAME: {rpm, tpm}}}``."""
     tools: dict[ToolName, ToolDef] = Field(default_factory=dict)
     """Reusable tool definitions, referenced by name from steps."""
     steps: dict[Name, Step] = Field(min_length=1)

@@ -1,7 +1,8 @@
 """The request journal: every HTTP request the emulator received, oldest first.
 
 ``GET /_emulator/requests`` serves :meth:`Journal.entries`. Each entry is
-``{"method", "path", "query", "body", "time", "headers"}`` where ``body`` is the parsed
+``{"method", "path", "query", "body", "time", "headers", "status"}`` where ``status``
+is the HTTP status it was answered with (None while it is being answered), ``body`` is the parsed
 JSON body (or ``null``), ``time`` the arrival time in epoch seconds, and ``headers`` a
 selection of non-credential headers. Credentials never enter the journal:
 ``Authorization``, ``api-key`` and any header whose name looks like a secret are
@@ -67,15 +68,16 @@ class Journal:
         self._entries: list[dict[str, Any]] = []
 
     def record(self, method: str, path: str, body: Any, headers: Any, time: float,
-               query: str = "") -> None:
+               query: str = "") -> dict[str, Any]:
         entry = {"method": method, "path": path, "query": query, "body": redact_body(body),
-                 "time": time, "headers": safe_headers(headers)}
+                 "time": time, "headers": safe_headers(headers), "status": None}
         with self._lock:
             self._entries.append(entry)
+        return entry
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self._entries)
+            return [dict(e) for e in self._entries]
 
     def clear(self) -> None:
         with self._lock:

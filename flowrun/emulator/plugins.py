@@ -13,6 +13,7 @@ EXTENSIONS = [
     "flowrun.emulator.hosted_mcp",
     "flowrun.emulator.function_tools",
     "flowrun.emulator.computer",
+    "flowrun.emulator.quota",
 ]
 
 
