@@ -52,6 +52,16 @@ class RowStore(RunStore):
         return self.dir / "responses" / f"{step_key}.json"
 
 
+class RowRunner(Runner):
+    """A row's run: no record to export (the row's store row and results line are its record)."""
+
+    def save(self) -> None:
+        return None
+
+    def save_soon(self) -> None:
+        return None
+
+
 class DatasetHooks(RunHooks):
     """What a dataset run reports: its start, each row's end, and the end. No-op by default."""
 
@@ -180,7 +190,7 @@ class DatasetRunner:
             store = RowStore(self.run_dir, self.run_id, row.number, self.redactor)
             ctx = RunContext(plan=self.spec.plan, client=self.client, store=store, redactor=self.redactor,
                              inputs=inputs, hooks=_RowHooks(self.hooks, row.number), slots=self.slots)
-            runner = Runner(ctx)
+            runner = RowRunner(ctx)
             try:
                 result = await runner.run()
             except asyncio.CancelledError:
