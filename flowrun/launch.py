@@ -106,7 +106,12 @@ def run_budget(rpm: float | None, tpm: float | None, plan: Any, *, learn: bool =
     from .providers import _user_config
     from .ratelimit import budget_from
 
-    config = _user_config(os.environ).get("rate_limits") if plan.flow.rate_limits is None else None
+    config = None
+    if plan.flow.rate_limits is None:
+        try:
+            config = _user_config(os.environ).get("rate_limits")
+        except UsageError:
+            config = None  # a broken config file is reported where the provider is resolved
     return budget_from(rpm, tpm, plan.flow.rate_limits, config, learn=learn)
 
 

@@ -4,7 +4,10 @@ A :class:`RateBudget` holds one :class:`Pool` per model (or one shared pool): a 
 bucket for requests and one for tokens. Each bucket refills continuously at ``N / 60``
 per second and holds at most ``BURST_SECONDS`` of it, because services enforce a
 per-minute quota over shorter periods too (OpenAI: "60,000 requests/minute may be
-enforced as 1,000 requests/second").
+enforced as 1,000 requests/second"). Half a second, not one: requests taken from the
+bucket one after another may reach the service bunched together (connections still
+being opened, a busy machine); the other half second of the service's own burst absorbs
+that.
 
 A model request passes :meth:`RateBudget.acquire` before it is sent (the client seam,
 :class:`flowrun.client.ResponsesClient`, calls it): it waits, first come first served,
@@ -27,8 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-BURST_SECONDS = 1.0
-"""A bucket holds this many seconds of its rate (at least one request / one request's tokens)."""
+BURST_SECONDS = 0.5
+"""A bucket holds this many seconds of its rate (at least one request)."""
 DEFAULT_OUTPUT_TOKENS = 256
 """Output tokens assumed for a request without ``max_output_tokens`` until responses tell."""
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")

@@ -130,7 +130,7 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
     if status == FAILED and error is None and done["failed"]:
         error = f"{done['failed']} of {spec.total} rows failed"
     result = DatasetResult(run_id, status, run_dir, results, spec.total, done["succeeded"], done["failed"],
-                           max(0, skipped), usage=dict(runner.usage), error=error,
+                           max(0, skipped), usage=state.usage_of(done), error=error,
                            duration_s=duration,
                            rate=budget.describe() if budget is not None and budget.active else None)
     result.reused = done["succeeded"] + done["failed"] - sum(runner.counts.values())

@@ -237,8 +237,10 @@ def row_inputs(row: Row, flow: Any, mapping: Mapping[str, str], typed: bool) -> 
         if column not in row.values:
             continue
         value = row.values[column]
+        if value is None:
+            continue  # JSON null: the default, or missing
         if not typed:
-            if value is None or value.strip() == "":
+            if value.strip() == "":
                 continue  # an empty cell: the default, or missing
             try:
                 value = typed_cell(spec.type, value)

@@ -77,13 +77,24 @@ def row_lines(db: RunDB, run_id: str, statuses: tuple[str, ...]) -> Iterator[tup
 
 
 def counts(db: RunDB, run_id: str) -> dict[str, int]:
-    """Finished rows by status, and their tokens."""
-    out = {"succeeded": 0, "failed": 0, "tokens": 0}
-    for r in db._rows("SELECT status, count(*) AS n, sum(tokens) AS t FROM dataset_rows WHERE run_id=?"
-                      " GROUP BY status", (run_id,)):
+    """Finished rows by status, and their tokens (``input`` / ``output`` from their lines)."""
+    out = {"succeeded": 0, "failed": 0, "tokens": 0, "input": 0, "output": 0}
+    for r in db._rows("SELECT status, count(*) AS n, sum(tokens) AS t,"
+                      " sum(json_extract(line, '$.usage.input_tokens')) AS i,"
+                      " sum(json_extract(line, '$.usage.output_tokens')) AS o"
+                      " FROM dataset_rows WHERE run_id=? GROUP BY status", (run_id,)):
         out[r["status"]] = r["n"]
         out["tokens"] += r["t"] or 0
+        out["input"] += r["i"] or 0
+        out["output"] += r["o"] or 0
     return out
+
+
+def usage_of(done: dict[str, int]) -> dict[str, int]:
+    """The run's usage (every finished row, earlier attempts included)."""
+    if not done["tokens"]:
+        return {}
+    return {"input_tokens": done["input"], "output_tokens": done["output"], "total_tokens": done["tokens"]}
 
 
 def set_totals(db: RunDB, run_id: str, succeeded: int, failed: int, tokens: int) -> None:

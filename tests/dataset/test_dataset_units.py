@@ -72,18 +72,18 @@ class Clock:
 def test_bucket_refills_at_its_rate_and_holds_one_second():
     clock = Clock()
     bucket = Bucket(600, clock)  # 10 a second
-    assert bucket.capacity == 10 and bucket.wait_for(1) == 0
-    bucket.take(10)
+    assert bucket.capacity == 5 and bucket.wait_for(1) == 0  # half a second of it
+    bucket.take(5)
     assert bucket.wait_for(1) == pytest.approx(0.1)
     clock.now = 5.0
-    assert bucket.refill() == 10  # never more than one second of it
+    assert bucket.refill() == 5  # never more than half a second of it
     bucket.take(25)  # a request larger than the bucket: taken from a full one, in debt
-    assert bucket.wait_for(1) == pytest.approx(1.6)
+    assert bucket.wait_for(1) == pytest.approx(2.1)
 
 
 def test_usage_corrects_the_estimate_and_headers_slow_down():
     clock = Clock()
-    budget = RateBudget(tpm=6000, clock=clock)  # 100 tokens a second
+    budget = RateBudget(tpm=12000, clock=clock)  # 200 tokens a second, 100 held
     params = {"model": "m", "input": "one two three four", "max_output_tokens": 50}
     ticket = asyncio.run(budget.acquire(params))
     assert ticket.tokens == 5 + 4 + 50  # ceil(18 / 4) + one item + max_output_tokens
@@ -91,7 +91,7 @@ def test_usage_corrects_the_estimate_and_headers_slow_down():
     budget.settle(ticket, {}, {"input_tokens": 5, "output_tokens": 4, "total_tokens": 9}, params)
     assert budget.shared.tokens.level == pytest.approx(100 - 9)
     # the service says a tenth of the tokens are left, and no requests until 2 s from now
-    budget.settle(ticket, {"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "600",
+    budget.settle(ticket, {"x-ratelimit-limit-tokens": "12000", "x-ratelimit-remaining-tokens": "1200",
                            "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0",
                            "x-ratelimit-reset-requests": "2s"})
     assert budget.shared.tokens.level == pytest.approx(10)
