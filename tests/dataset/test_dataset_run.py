@@ -142,3 +142,20 @@ def test_the_run_is_one_run_in_the_store(tmp_path, emu):
     finally:
         db.close()
     assert json.loads((result.run_dir / "record.json").read_text())["rows"]["succeeded"] == 5
+
+
+def test_a_csv_without_a_column_for_a_required_input_is_refused_up_front(tmp_path, emu):
+    import pytest
+
+    from flowrun.errors import UsageError
+
+    data = csv_file(tmp_path / "tickets.csv", [{"id": 1, "message": "T1: a"}])
+    with pytest.raises(UsageError) as err:
+        run(tmp_path, emu, data)
+    assert str(err.value) == f"{data}:1: no column for the input 'ticket' (string)"
+    assert "--map ticket=COLUMN" in err.value.hint and "id, message" in err.value.hint
+    with pytest.raises(UsageError, match="has no column 'body'"):
+        run(tmp_path, emu, data, maps=("ticket=body",))
+    with pytest.raises(UsageError, match="the flow has no input 'tiket'"):
+        run(tmp_path, emu, data, maps=("tiket=message",))
+    assert emu.journal() == []  # nothing was sent
