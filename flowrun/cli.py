@@ -205,19 +205,46 @@ def schema(tests: bool) -> None:
               help="Save every model turn of the run in this cassette file (secrets masked).")
 @click.option("--replay", type=click.Path(dir_okay=False),
               help="Run offline on the emulator, answering from this cassette.")
+@click.option("--dataset", type=click.Path(dir_okay=False),
+              help="Run the flow once per row of a JSONL, JSON (array) or CSV file.")
+@click.option("--results", type=click.Path(dir_okay=False),
+              help="With --dataset: the results JSONL file (default: RUN_DIR/ID/results.jsonl).")
+@click.option("--map", "maps", multiple=True, metavar="INPUT=COLUMN",
+              help="With --dataset: read INPUT from COLUMN; repeat for several.")
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True),
+              help="Requests per minute for the whole run (every step and row).")
+@click.option("--tpm", type=click.FloatRange(min=0, min_open=True),
+              help="Tokens per minute for the whole run (every step and row).")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,
-        replay: str | None) -> None:
-    """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
-    130 interrupted."""
+        replay: str | None, dataset: str | None, results: str | None, maps: tuple[str, ...],
+        rpm: float | None, tpm: float | None) -> None:
+    """Run a flow. Exit code: 0 succeeded, 1 a step (or a dataset row) failed, 2 invalid
+    flow or usage, 130 interrupted.
+
+    With --dataset, every row is one run of the flow under one run id; -i sets inputs
+    shared by every row. --json prints run_id, status, rows, results and usage."""
+    from .errors import UsageError
     from .jsontext import dumps
+
+    if dataset is None and (results or maps):
+        raise UsageError("--results and --map go with --dataset FILE")
+    if dataset is not None:
+        if record or replay:
+            raise UsageError("--record and --replay are for single runs, not --dataset")
+        from .dataset.launch import run_dataset
+
+        outcome = run_dataset(flow, dataset, results, maps, assignments, inputs_file, provider,
+                              base_url, as_json, max_concurrency, run_dir, emulator_script, rpm, tpm)
+        click.echo(dumps(outcome.to_json(), default=str) if as_json else outcome.outputs["results"])
+        sys.exit(outcome.exit_code)
     from .launch import launch
 
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
-        run_dir, emulator_script, interactive, record=record, replay=replay,
+        run_dir, emulator_script, interactive, record=record, replay=replay, rpm=rpm, tpm=tpm,
     )
     if as_json:
         click.echo(dumps(result.to_json(), default=str))
@@ -239,10 +266,17 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 @click.option("--web-corpus", type=click.Path(file_okay=False),
               help="Directory of HTML/Markdown pages the web_search tool searches "
                    "(env FLOWRUN_EMULATOR_WEB_CORPUS; default: a small built-in corpus).")
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Requests per minute before a 429 (env FLOWRUN_EMULATOR_RPM).")
+@click.option("--tpm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Tokens per minute before a 429 (env FLOWRUN_EMULATOR_TPM).")
 @handle_errors
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
-             script: str | None, web_corpus: str | None) -> None:
-    """Serve the built-in Responses emulator (under /v1 and /openai/v1)."""
+             script: str | None, web_corpus: str | None, rpm: float | None, tpm: float | None) -> None:
+    """Serve the built-in Responses emulator (under /v1 and /openai/v1).
+
+    With --rpm / --tpm it answers over-quota requests with 429 and Retry-After and sends
+    x-ratelimit-* headers on every response."""
     from .emulator import FaultSpecError, ScriptError, serve
     from .errors import UsageError
 
@@ -251,7 +285,8 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
 
         use_corpus_dir(web_corpus)
     try:
-        serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
+        serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script,
+              rpm=rpm, tpm=tpm)
     except (FaultSpecError, ScriptError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     except OSError as exc:

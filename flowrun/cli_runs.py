@@ -33,21 +33,30 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 @click.option("--allow-changes", is_flag=True,
               help="Resume although the flow file changed: steps whose rendered request "
                    "changed run again, with everything downstream.")
+@click.option("--retry-failed", is_flag=True,
+              help="A dataset run: also run the rows that failed again (default: only the rows "
+                   "that did not finish).")
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-           emulator_script: str | None, interactive: bool | None, allow_changes: bool) -> None:
+           emulator_script: str | None, interactive: bool | None, allow_changes: bool,
+           retry_failed: bool) -> None:
     """Finish a failed, cancelled or killed run, reusing what completed.
 
     RUN is a run id (or a unique prefix), `last`, or a run directory. Failed, cancelled,
     interrupted and never-started steps and items run again; completed ones (and the
     completed turns of a tool loop) are reused without a request. Exit codes as for run.
+
+    A dataset run goes on with the rows that did not finish; rows that succeeded are not
+    run again, nor (without --retry-failed) rows that failed.
     """
     from .resume import resume_run
 
     result = resume_run(run, run_dir, assignments, inputs_file, provider, base_url, as_json,
-                        max_concurrency, emulator_script, interactive, allow_changes)
+                        max_concurrency, emulator_script, interactive, allow_changes, retry_failed)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+    elif hasattr(result, "results"):
+        click.echo(str(result.results))
     else:
         from .view import print_outputs
 

@@ -104,7 +104,13 @@ def _dump(obj: Any) -> dict[str, Any]:
 
 
 class ResponsesClient:
-    """Async access to the Responses, Files and Containers APIs of one provider."""
+    """Async access to the Responses, Files and Containers APIs of one provider.
+
+    ``budget``: a rate budget (:class:`flowrun.ratelimit.RateBudget`) every model request
+    passes before it is sent and reports back to (usage, ``x-ratelimit-*`` headers, 429s);
+    None sends at once."""
+
+    budget: Any = None
 
     def __init__(self, provider: ProviderConfig, timeout: float = 600.0, credential: Any = None):
         """``credential``: an async azure-identity credential for Entra ID (default:
@@ -180,8 +186,17 @@ class ResponsesClient:
     async def create(self, params: dict[str, Any]) -> dict[str, Any]:
         # the raw JSON: flowrun works on plain dicts, and building the SDK's models only
         # to dump them again costs more than the request itself on a busy run
-        raw = await self._call(self.sdk.responses.with_raw_response.create(**params))
-        return json.loads(raw.content)
+        ticket = await self.budget.acquire(params) if self.budget is not None else None
+        try:
+            raw = await self._call(self.sdk.responses.with_raw_response.create(**params))
+        except ClientError as exc:
+            if ticket is not None:
+                self.budget.failed(ticket, exc)
+            raise
+        body = json.loads(raw.content)
+        if ticket is not None:
+            self.budget.settle(ticket, raw.headers, body.get("usage"), params)
+        return body
 
     async def stream(
         self,
@@ -191,8 +206,18 @@ class ResponsesClient:
         """Create with ``stream: true``; returns the final response, calling ``on_event``
         for each event. A stream that ends before ``response.completed`` is a
         :class:`ConnectionFailed` whose ``details`` say where to resume."""
-        stream = await self._call(self.sdk.responses.create(**params, stream=True))
-        return await self._consume(stream, on_event)
+        ticket = await self.budget.acquire(params) if self.budget is not None else None
+        try:
+            stream = await self._call(self.sdk.responses.create(**params, stream=True))
+        except ClientError as exc:
+            if ticket is not None:
+                self.budget.failed(ticket, exc)
+            raise
+        final = await self._consume(stream, on_event)
+        if ticket is not None:
+            self.budget.settle(ticket, getattr(getattr(stream, "response", None), "headers", None),
+                               final.get("usage"), params)
+        return final
 
     async def resume_stream(
         self,

@@ -42,8 +42,11 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
     from .emulator import Emulator, EmulatorServer, ScriptError
 
     path = None if replay is not None else emulator_script_for(flow, script)
+    from .emulator.quota import quota_from_env
+
     try:
         emulator = Emulator.from_env(script=path)
+        quota_from_env(emulator)
     except (ScriptError, ValueError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     if replay is not None:
@@ -66,6 +69,8 @@ def launch(
     interactive: bool | None = None,
     record: str | None = None,
     replay: str | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
 ) -> RunResult:
     """``record``: write a cassette of the run there; ``replay``: run on the emulator,
     answering from that cassette."""
@@ -99,6 +104,7 @@ def launch(
 
         async def main() -> RunResult:
             client: Any = ResponsesClient(endpoint)
+            client.budget = run_budget(rpm, tpm, plan)
             recorder = None
             if record is not None:
                 from .runner import run_redactor
@@ -116,6 +122,21 @@ def launch(
                     recorder.save(plan.flow.name)
 
         return _run_with_interrupts(main())
+
+
+def run_budget(rpm: float | None, tpm: float | None, plan: Any, *, learn: bool = False) -> Any:
+    """The run's rate budget (:mod:`flowrun.ratelimit`): ``--rpm`` / ``--tpm``, the flow's
+    ``rate_limits:``, the config file's ``provider.rate_limits``; None when none is set."""
+    from .providers import _user_config
+    from .ratelimit import budget_from
+
+    config = None
+    if plan.flow.rate_limits is None:
+        try:
+            config = _user_config(os.environ).get("rate_limits")
+        except UsageError:
+            config = None  # a broken config file is reported where the provider is resolved
+    return budget_from(rpm, tpm, plan.flow.rate_limits, config, learn=learn)
 
 
 def _run_with_interrupts(coro: Any) -> RunResult:

@@ -88,8 +88,10 @@ def resume_run(
     emulator_script: str | None = None,
     interactive: bool | None = None,
     allow_changes: bool = False,
+    retry_failed: bool = False,
 ) -> Any:
-    """Resume run ``ref``; returns its :class:`~flowrun.runner.RunResult`."""
+    """Resume run ``ref``; returns its :class:`~flowrun.runner.RunResult` (a dataset run's
+    :class:`~flowrun.dataset.DatasetResult`; ``retry_failed`` re-runs its failed rows)."""
     from .durable import PriorRun, Resumption
     from .launch import _run_with_interrupts, provider_endpoint
     from .plan import load_plan
@@ -99,6 +101,14 @@ def resume_run(
     from .store import flow_hash
 
     db, row = find_run(ref, run_dir)
+    from .dataset.state import dataset_of
+
+    dataset = dataset_of(db, row["id"])
+    if dataset is not None:
+        from .dataset.launch import resume_dataset
+
+        return resume_dataset(db, row, dataset, provider, base_url, as_json, max_concurrency,
+                              emulator_script, allow_changes, retry_failed)
     root = db.path.parent
     try:
         run_id, status = row["id"], effective_status(row)

@@ -22,6 +22,9 @@ is applied to everything written; secrets are never stored, credentials never re
 - ``tool_calls``: one row per function call (``started``, then ``done`` with its output).
 - ``approvals``: one row per MCP approval decision.
 - ``artifacts``: one row per file a step saved.
+- ``datasets``: a dataset run's source file (path, format, digest), column mapping,
+  shared inputs, results path and settings (:mod:`flowrun.dataset.state`).
+- ``dataset_rows``: one row per finished dataset row: status, attempt, its results line.
 
 Write rules
 -----------
@@ -94,6 +97,13 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER NOT NULL,
     PRIMARY KEY (run_id, key, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS datasets (
+    run_id TEXT PRIMARY KEY, source TEXT NOT NULL, format TEXT NOT NULL, digest TEXT,
+    mapping TEXT, shared TEXT, results TEXT, settings TEXT, total INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dataset_rows (
+    run_id TEXT NOT NULL, row INTEGER NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL,
+    line TEXT, tokens INTEGER NOT NULL DEFAULT 0, ended REAL,
+    PRIMARY KEY (run_id, row)) WITHOUT ROWID;
 """
 
 RUN_COLUMNS = ("id", "flow_name", "flow_path", "flow_hash", "status", "attempt", "pid", "host",

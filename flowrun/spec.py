@@ -744,6 +744,23 @@ class Provider(StrictModel):
     """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
 
 
+class ModelRateLimit(StrictModel):
+    """Requests and tokens per minute."""
+
+    rpm: float | None = Field(None, gt=0)
+    """Requests per minute."""
+    tpm: float | None = Field(None, gt=0)
+    """Tokens per minute (input and output)."""
+
+
+class RateLimits(ModelRateLimit):
+    """The run's rate budget, shared by every step (and every dataset row);
+    ``--rpm`` / ``--tpm`` override it."""
+
+    models: dict[str, ModelRateLimit] = Field(default_factory=dict)
+    """A budget of its own per model (or Azure deployment) name."""
+
+
 def _check_name(key: str) -> str:
     if not IDENTIFIER.match(key):
         raise ValueError(
@@ -783,6 +800,8 @@ class Flow(StrictModel):
     max_concurrency: int = Field(100, ge=1)
     """How many steps (and ``for_each`` items) may run at once (``--max-concurrency``
     overrides); the default matches the SDK's pool of 100 kept-alive connections."""
+    rate_limits: RateLimits | None = None
+    """Requests / tokens per minute for the run: ``{rpm, tpm, models: {NAME: {rpm, tpm}}}``."""
     tools: dict[ToolName, ToolDef] = Field(default_factory=dict)
     """Reusable tool definitions, referenced by name from steps."""
     steps: dict[Name, Step] = Field(min_length=1)

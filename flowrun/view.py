@@ -1,5 +1,10 @@
 """The live terminal view of a run (rich): one row per step with its status and tokens,
-a tail of streamed text, then the outputs."""
+a tail of streamed text, then the outputs.
+
+A status change or a text delta only updates that step's row (O(1)); the table is built
+by rich's refresh thread, at most ``refresh_per_second`` times a second, and shows at
+most a screenful of rows (running and failed steps first), so the cost of an event does
+not grow with the number of steps."""
 
 from __future__ import annotations
 
@@ -30,14 +35,31 @@ _STYLE = {
 class LiveView(RunHooks):
     """Renders the DAG's steps live on a terminal (stderr), then prints the outputs."""
 
-    def __init__(self, console: Any = None, live: bool = True):
+    def __init__(self, console: Any = None, live: bool = True, auto_refresh: bool = True):
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
         self.rows: dict[str, dict[str, Any]] = {}
         self.live_enabled = live and self.console.is_terminal
+        self.auto_refresh = auto_refresh
         self._live: Any = None
+        self._widest = 4
         self.started = time.time()
+
+    def _visible(self) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+        """The rows that fit on the screen (active ones first) and a line for the rest."""
+        rows = list(self.rows.items())  # one C-level copy: the event loop may add rows meanwhile
+        room = max(5, self.console.size.height - 4)
+        if len(rows) <= room:
+            return rows, ""
+        active = [r for r in rows if r[1]["status"] in ("running", "retrying", "failed")]
+        shown = active[:room] if len(active) >= room else active + [
+            r for r in rows if r[1]["status"] not in ("running", "retrying", "failed")][:room - len(active)]
+        counts: dict[str, int] = {}
+        for _, row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        rest = f"{len(rows) - len(shown)} more; " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        return shown, rest
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -45,23 +67,29 @@ class LiveView(RunHooks):
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
         table.add_column("", width=1, no_wrap=True)
         # step, status and tokens keep their width; the detail takes what is left
-        widest = max((len(s) for s in self.rows), default=4)
-        table.add_column("step", no_wrap=True, min_width=min(max(widest, 4), 32))
+        table.add_column("step", no_wrap=True, min_width=min(max(self._widest, 4), 32))
         table.add_column("status", no_wrap=True, min_width=9)
         table.add_column("tokens", justify="right", no_wrap=True, min_width=6)
         table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1)
-        for sid, row in self.rows.items():
+        shown, rest = self._visible()
+        for sid, row in shown:
             mark, style = _STYLE.get(row["status"], ("?", ""))
             tokens = row.get("tokens")
             table.add_row(
                 f"[{style}]{mark}[/]", escape(sid), f"[{style}]{row['status']}[/]",
                 str(tokens) if tokens else "", escape(row.get("detail") or ""),
             )
+        if rest:
+            table.add_row("", f"[dim]… {escape(rest)}[/]", "", "", "")
         return table
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Redraw now (rich's refresh thread does it on its own while the run goes on)."""
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.refresh()
+
+    def _refresh(self) -> None:
+        """An event changed a row: the next frame shows it (nothing is built here)."""
 
     def pause(self) -> None:
         """Stop redrawing while the user answers a question."""
@@ -76,11 +104,12 @@ class LiveView(RunHooks):
         self.console.print(f"[bold]run[/] {run_id}  [dim]{escape(run_dir)}[/]")
         for sid in steps:
             self.rows[sid] = {"status": "waiting"}
+        self._widest = max((len(s) for s in self.rows), default=4)
         if self.live_enabled:
             from rich.live import Live
 
-            self._live = Live(self._table(), console=self.console, refresh_per_second=8,
-                              transient=False)
+            self._live = Live(console=self.console, refresh_per_second=8, transient=False,
+                              get_renderable=self._table, auto_refresh=self.auto_refresh)
             self._live.start()
 
     def on_step_status(self, step_id: str, status: str, detail: str | None = None,
@@ -115,7 +144,7 @@ class LiveView(RunHooks):
 
     def on_run_end(self, result: Any) -> None:
         if self._live is not None:
-            self._refresh()
+            self.refresh()
             self._live.stop()
             self._live = None
         elapsed = time.time() - self.started

@@ -1,7 +1,8 @@
 """The request journal: the HTTP requests the emulator received, oldest first.
 
 ``GET /_emulator/requests`` serves :meth:`Journal.entries`. Each entry is
-``{"method", "path", "query", "body", "time", "headers"}`` where ``body`` is the parsed
+``{"method", "path", "query", "body", "time", "headers", "status"}`` where ``status`` is
+the HTTP status it was answered with (None while it is being answered), ``body`` is the parsed
 JSON body (or ``null``), ``time`` the arrival time in epoch seconds, and ``headers`` the
 values of an allowlist of non-credential headers (:data:`ALLOWED_HEADERS`, plus the
 openai SDK's ``x-stainless-*``); every other header is left out, name and value.
@@ -147,11 +148,11 @@ class Journal:
         self.dropped = 0
 
     def record(self, method: str, path: str, body: Any, headers: Any, time: float,
-               query: str = "") -> None:
+               query: str = "") -> dict[str, Any]:
         bounder = _Bounder(self.limits)
         kept = bounder.copy(body, "", 0)
         entry = {"method": method, "path": _clean(path)[:4096], "query": _clean(query)[:4096],
-                 "body": redact_body(kept), "time": time, "headers": safe_headers(headers)}
+                 "body": redact_body(kept), "time": time, "headers": safe_headers(headers), "status": None}
         if bounder.cuts:
             entry["truncated"] = bounder.cuts
         size = self.limits.max_entry_chars - bounder.left + len(entry["path"]) + len(entry["query"])
@@ -163,10 +164,11 @@ class Journal:
                 old, _ = self._entries.popleft()
                 self._total -= old
                 self.dropped += 1
+        return entry
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [entry for _, entry in self._entries]
+            return [dict(entry) for _, entry in self._entries]
 
     def clear(self) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ EXTENSIONS = [
     "flowrun.emulator.vector_stores",
     "flowrun.emulator.file_search",
     "flowrun.emulator.web_search",
+    "flowrun.emulator.quota",
 ]
 
 

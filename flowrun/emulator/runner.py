@@ -135,17 +135,24 @@ class EmulatorServer:
 
 
 def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = None,
-          faults: str | None = None, script: str | Path | None = None) -> None:
+          faults: str | None = None, script: str | Path | None = None,
+          rpm: float | None = None, tpm: float | None = None) -> None:
     """Serve the emulator in the foreground until interrupted (``flowrun emulator``).
 
     Unset arguments fall back to ``FLOWRUN_EMULATOR_LATENCY_MS``,
-    ``FLOWRUN_EMULATOR_FAULTS`` and ``FLOWRUN_EMULATOR_SCRIPT``. Raises
+    ``FLOWRUN_EMULATOR_FAULTS``, ``FLOWRUN_EMULATOR_SCRIPT`` and ``FLOWRUN_EMULATOR_RPM`` /
+    ``FLOWRUN_EMULATOR_TPM`` (the quotas of :mod:`.quota`). Raises
     :class:`~.script.ScriptError`, :class:`~.faults.FaultSpecError` or ``ValueError``
     for bad settings and ``OSError`` when the port cannot be bound - before serving.
     On Ctrl+C (SIGINT) it shuts down cleanly and then re-raises ``KeyboardInterrupt``
     (uvicorn's behaviour), which the CLI should map to exit code 130.
     """
+    from .quota import quota_from_env, set_quota
+
     emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms)
+    quota_from_env(emulator)
+    if rpm or tpm:
+        set_quota(emulator, rpm, tpm, initial=True)
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

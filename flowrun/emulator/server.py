@@ -22,6 +22,9 @@ Every API request is journaled on arrival, then waits the configured latency
 
 Other modules add API routes with :func:`register_routes`; their handlers get the same
 journaling, latency and error handling through the ``api`` wrapper they are given.
+:data:`ADMISSION` hooks may refuse an API request on arrival (the quotas of :mod:`.quota`)
+and :data:`HEADER_HOOKS` add headers to every API response; each journal entry gets the
+``status`` it was answered with.
 """
 from __future__ import annotations
 
@@ -49,6 +52,10 @@ Handler = Callable[[Request, Any], "JSONAnswer | StreamAnswer | Awaitable[JSONAn
 ApiWrapper = Callable[[Handler], Callable[[Request], Awaitable[Any]]]
 RouteProvider = Callable[[Emulator, ApiWrapper], list[BaseRoute]]
 ROUTE_PROVIDERS: list[RouteProvider] = []
+ADMISSION: list[Callable[[Emulator, Request, Any], None]] = []
+"""Called with (emulator, request, body) on arrival, after journaling; raise APIError to refuse."""
+HEADER_HOOKS: list[Callable[[Emulator, Request], dict[str, str]]] = []
+"""Called with (emulator, request) as each API response goes out; extra headers for it."""
 _DROP_MESSAGE = "ASGI callable returned without completing response."
 
 
@@ -79,12 +86,15 @@ class SSEResponse:
 
     def __init__(self, answer: StreamAnswer) -> None:
         self.answer = answer
+        self.headers: dict[str, str] = {}
+        self.status_code = 200
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        extra = [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
                                 (b"cache-control", b"no-cache"),
-                                (b"x-request-id", new_id("req").encode())]})
+                                (b"x-request-id", new_id("req").encode()), *extra]})
         events, drop, slow = self.answer.events, self.answer.drop_after, self.answer.slow_ms
         sent = 0
         try:
@@ -159,9 +169,14 @@ def create_app(emulator: Emulator) -> Starlette:
                 body = await read_body(request)
             except APIError as exc:
                 bad_body = exc
-            emulator.journal.record(request.method, request.url.path,
-                                    None if isinstance(body, FormData) else body,
-                                    request.headers.items(), arrived, request.url.query)
+            entry = emulator.journal.record(request.method, request.url.path,
+                                            None if isinstance(body, FormData) else body,
+                                            request.headers.items(), arrived, request.url.query)
+            try:
+                for admit in ADMISSION:
+                    admit(emulator, request, None if isinstance(body, FormData) else body)
+            except APIError as exc:
+                return _answered(entry, _with_headers(error_response(exc), request))
             if emulator.faults.latency_ms:
                 await asyncio.sleep(emulator.faults.latency_ms / 1000)
             try:
@@ -171,8 +186,20 @@ def create_app(emulator: Emulator) -> Starlette:
                 if inspect.isawaitable(answer):
                     answer = await answer
             except APIError as exc:
-                return error_response(exc)
-            return render(answer)
+                return _answered(entry, _with_headers(error_response(exc), request))
+            return _answered(entry, _with_headers(render(answer), request))
+
+        def _with_headers(response: Any, request: Request) -> Any:
+            for hook in HEADER_HOOKS:
+                extra = hook(emulator, request)
+                if extra:
+                    response.headers.update(extra)
+            return response
+
+        def _answered(entry: Any, response: Any) -> Any:
+            if isinstance(entry, dict):
+                entry["status"] = getattr(response, "status_code", None)
+            return response
         return endpoint
 
     def rid(request: Request) -> str:

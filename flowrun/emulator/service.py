@@ -97,6 +97,9 @@ BEFORE_REPLY: list[Any] = []
 request; the items they return come first in the output. This is the service acting on
 the request's input before the model continues, e.g. running the MCP calls that the
 client approved with ``mcp_approval_response`` items (:mod:`.hosted_mcp`)."""
+AFTER_USAGE: list[Any] = []
+"""Callables ``(emulator, response) -> None`` run when a response's ``usage`` is known
+(the token quota of :mod:`.quota` charges it)."""
 
 
 class Emulator:
@@ -222,6 +225,8 @@ class Emulator:
         response["usage"] = usage(turn, output)
         response["status"] = "completed"
         response["completed_at"] = int(time.time())
+        for hook in AFTER_USAGE:
+            hook(turn.emulator, response)
 
     async def _run_background(self, record: StoredResponse, turn: Turn, reply: Reply | None) -> None:
         response = record.response
