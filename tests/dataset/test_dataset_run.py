@@ -115,7 +115,7 @@ def test_jsonl_rows_bad_json_and_non_objects_fail_alone(tmp_path, emu):
     assert by_row[2]["error"].startswith(f"{data}:2:")
     assert "not valid JSON" in by_row[2]["error"]
     assert by_row[3]["error"] == f"{data}:3: expected a JSON object of input values, got list"
-    assert "input 'priority' must be a integer, got '2'" in by_row[4]["error"]
+    assert "input 'priority' must be an integer, got '2'" in by_row[4]["error"]
     assert by_row[4]["error"].startswith("rows.jsonl:5: row 4:")
     assert by_row[5]["inputs"] == {"ticket": "T5: e", "priority": 3, "team": "support"}
 
