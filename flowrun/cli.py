@@ -236,15 +236,19 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 @click.option("--faults", help="Faults to inject, e.g. '429x2:retry_after=1,500x1' "
               "(env FLOWRUN_EMULATOR_FAULTS).")
 @click.option("--script", type=click.Path(dir_okay=False), help="A script for the model.")
+@click.option("--api-key", envvar="FLOWRUN_EMULATOR_API_KEY", default=None,
+              help="Refuse requests without this key (401), as the services do "
+              "(env FLOWRUN_EMULATOR_API_KEY).")
 @handle_errors
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
-             script: str | None) -> None:
+             script: str | None, api_key: str | None) -> None:
     """Serve the built-in Responses emulator (under /v1 and /openai/v1)."""
     from .emulator import FaultSpecError, ScriptError, serve
     from .errors import UsageError
 
     try:
-        serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script)
+        serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script,
+              api_key=api_key or None)
     except (FaultSpecError, ScriptError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     except OSError as exc:

@@ -23,6 +23,10 @@ ROOTS = (
     "CreateResponse", "Response", "ResponseStreamEvent", "ResponseItemList", "ErrorResponse", "Error",
     "OpenAIFile", "ContainerResource", "ContainerListResource", "ContainerFileResource",
     "ContainerFileListResource",
+    # conversations and compaction
+    "CreateConversationBody", "UpdateConversationBody", "ConversationResource",
+    "DeletedConversationResource", "ConversationItem", "ConversationItemList",
+    "CompactResponseMethodPublicBody", "CompactResource",
 )
 REF_PREFIX = "#/components/schemas/"
 DROP_KEYS = {"description", "example", "examples", "title", "deprecated", "externalDocs"}

@@ -14,6 +14,12 @@ EXTENSIONS = [
     "flowrun.emulator.function_tools",
     "flowrun.emulator.computer",
     "flowrun.emulator.recorded",
+    # AFTER_REPLY runs in this order: reasoning and compaction items go first in the
+    # output, then the Conversation gets the finished output
+    "flowrun.emulator.reasoning",
+    "flowrun.emulator.compaction",
+    "flowrun.emulator.conversations",
+    "flowrun.emulator.request_options",
 ]
 
 

@@ -135,7 +135,8 @@ class EmulatorServer:
 
 
 def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = None,
-          faults: str | None = None, script: str | Path | None = None) -> None:
+          faults: str | None = None, script: str | Path | None = None,
+          api_key: str | None = None) -> None:
     """Serve the emulator in the foreground until interrupted (``flowrun emulator``).
 
     Unset arguments fall back to ``FLOWRUN_EMULATOR_LATENCY_MS``,
@@ -145,7 +146,7 @@ def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = No
     On Ctrl+C (SIGINT) it shuts down cleanly and then re-raises ``KeyboardInterrupt``
     (uvicorn's behaviour), which the CLI should map to exit code 130.
     """
-    emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms)
+    emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms, api_key=api_key)
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
