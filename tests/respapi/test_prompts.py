@@ -48,6 +48,7 @@ def test_prompt_is_echoed_in_the_response(client):
         model="gpt-4.1", prompt={"id": "pmpt_x", "version": "1", "variables": {"a": "b"}}).http_response.json()
     assert_conforms("Response", raw)
     assert raw["prompt"]["id"] == "pmpt_x"
+    assert raw["output"][0]["content"][0]["text"] == "[emulator] prompt pmpt_x@1 (a=b)"
 
 
 def test_prompt_on_a_computer_use_step_is_refused(tmp_path):
