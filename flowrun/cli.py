@@ -99,12 +99,15 @@ def main() -> None:
 @main.command()
 @click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every result.")
+@click.option("--provider", type=click.Choice(["azure", "openai", "compatible", "emulator"]),
+              help="Also warn about tools and options this provider kind does not offer.")
 @handle_errors
-def validate(flows: tuple[str, ...], as_json: bool) -> None:
+def validate(flows: tuple[str, ...], as_json: bool, provider: str | None) -> None:
     """Check flow files: YAML, schema, templates, references and cycles.
 
     Prints 'ok' per valid file, or each problem as FILE:LINE:COL. Exits 2 if any is invalid.
     Emulator scripts (NAME.emulator.yaml) given among them are checked as scripts.
+    With --provider, what that provider does not offer is a warning (exit code unchanged).
     """
     from .errors import SpecError
     from .plan import load_plan
@@ -132,6 +135,13 @@ def validate(flows: tuple[str, ...], as_json: bool) -> None:
                 click.echo(exc.format(), err=True)
             continue
         results[path] = {"valid": True, "steps": len(plan.order)}
+        if provider:
+            from .capabilities import provider_warnings
+
+            warnings = provider_warnings(plan, provider)
+            results[path]["warnings"] = [w.to_dict() for w in warnings]
+            for w in warnings if not as_json else []:
+                click.echo(w.format(), err=True)
         if not as_json:
             n = len(plan.order)
             click.echo(f"ok  {path} ({n} step{'s' if n != 1 else ''})")
@@ -270,9 +280,13 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
               help="Requests per minute before a 429 (env FLOWRUN_EMULATOR_RPM).")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Tokens per minute before a 429 (env FLOWRUN_EMULATOR_TPM).")
+@click.option("--api-key", envvar="FLOWRUN_EMULATOR_API_KEY", default=None,
+              help="Refuse requests without this key (401), as the services do "
+              "(env FLOWRUN_EMULATOR_API_KEY).")
 @handle_errors
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
-             script: str | None, web_corpus: str | None, rpm: float | None, tpm: float | None) -> None:
+             script: str | None, web_corpus: str | None, rpm: float | None, tpm: float | None,
+             api_key: str | None) -> None:
     """Serve the built-in Responses emulator (under /v1 and /openai/v1).
 
     With --rpm / --tpm it answers over-quota requests with 429 and Retry-After and sends
@@ -286,7 +300,7 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
         use_corpus_dir(web_corpus)
     try:
         serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script,
-              rpm=rpm, tpm=tpm)
+              rpm=rpm, tpm=tpm, api_key=api_key or None)
     except (FaultSpecError, ScriptError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     except OSError as exc:

@@ -292,6 +292,11 @@ class ResponsesClient:
             items.extend(_dump(i) for i in page.data)
         return items
 
+    # -- conversations -----------------------------------------------------------------
+    async def create_conversation(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """A new, empty Conversation (``POST /conversations``)."""
+        return _dump(await self._call(self.sdk.conversations.create(metadata=metadata)))
+
     # -- files and containers ----------------------------------------------------------
     async def upload_file(self, path: Path, purpose: str | None = None) -> str:
         with open(path, "rb") as fh:

@@ -17,6 +17,7 @@ from .errors import PlanError, Problem, SpecError
 from .loader import FlowFile, display_path, load_file
 from .preflight import (Finding, background_findings, image_findings, python_tool_findings,
                         schema_findings)
+from .option_checks import conversation_deps, conversation_findings, defaults_findings
 from .results import RESULT_FIELDS
 from .secrets import looks_like_credential, undeclared_credential
 from .spec import (BUILTIN_TOOLS, Flow, FlowTool, ImageGenerationTool, McpTool, PythonTool,
@@ -192,6 +193,8 @@ class _Checker:
             if step.output_schema is not None:
                 self.found(base + ("output_schema",), schema_findings(step.output_schema))
             self.found(base, background_findings(step, self.flow.defaults))
+            self.found(base, conversation_findings(sid, step, self.flow))
+            self.deps[sid] |= conversation_deps(step) & set(self.flow.steps) - {sid}
             if isinstance(step.if_, str) and not is_template(step.if_):
                 self.add(base + ("if",), f"if: {step.if_!r} is plain text, which is always true",
                          f'write a template: if: "{{{{ {step.if_} }}}}"')
@@ -267,6 +270,9 @@ class _Checker:
         if choice not in names:
             self.add(("steps", sid, "tool_choice"), f"tool_choice {choice!r} is not one of the "
                      "step's tools", _suggest(choice, sorted(names)))
+
+    def defaults(self) -> None:
+        self.found(("defaults",), defaults_findings(self.flow.defaults))
 
     def tool_defs(self) -> None:
         raw_tools = self.ff.data.get("tools", {})
@@ -364,6 +370,7 @@ class _Checker:
 
 def _plan(ff: FlowFile, stack: tuple[str, ...]) -> Plan:
     checker = _Checker(ff, stack)
+    checker.defaults()
     checker.tool_defs()
     checker.steps()
     checker.outputs()

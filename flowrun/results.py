@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +14,26 @@ SUCCEEDED, FAILED, SKIPPED, CANCELLED, RUNNING, WAITING = (
 RESULT_FIELDS = (
     "status", "text", "output", "response_id", "images", "files", "usage", "items",
     "container", "tool_calls", "reasoning_summary", "citations", "error", "workspace", "diff",
+    "conversation",
 )
 """What templates see of a step: ``steps.ID.FIELD``."""
+
+USAGE_DETAILS = {"input_tokens_details": ("cached_tokens",),
+                 "output_tokens_details": ("reasoning_tokens",)}
+
+
+def add_usage(total: dict[str, Any], usage: dict[str, Any] | None) -> dict[str, Any]:
+    """Add a response's (or a step's) ``usage`` into ``total``: the token counts, and the
+    cached and reasoning tokens of their ``*_details``. Returns ``total``."""
+    for key, value in (usage or {}).items():
+        if key in USAGE_DETAILS and isinstance(value, dict):
+            into = total.setdefault(key, {})
+            for name in USAGE_DETAILS[key]:
+                if isinstance(value.get(name), int):
+                    into[name] = into.get(name, 0) + value[name]
+        elif key in ("input_tokens", "output_tokens", "total_tokens") and isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 @dataclass
@@ -29,7 +48,7 @@ class StepResult:
     response_ids: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
     # the whole conversation sent and received, for manual chaining
     conversation: list[dict[str, Any]] = field(default_factory=list)
@@ -39,6 +58,7 @@ class StepResult:
     reasoning_summary: str | None = None
     # what the answer cites: web pages, searched files (flowrun.citations)
     citations: list[dict[str, Any]] = field(default_factory=list)
+    conversation_id: str | None = None
     error: str | None = None
     workspace: str | None = None  # the step workspace's directory
     diff: str | None = None  # unified diff of what changed in it
@@ -52,10 +72,7 @@ class StepResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add_usage(self, usage: dict[str, Any] | None) -> None:
-        for key in ("input_tokens", "output_tokens", "total_tokens"):
-            value = (usage or {}).get(key)
-            if isinstance(value, int):
-                self.usage[key] = self.usage.get(key, 0) + value
+        add_usage(self.usage, usage)
 
     def to_template(self) -> dict[str, Any]:
         """The fields templates see as ``steps.ID.*``."""
@@ -66,7 +83,7 @@ class StepResult:
             "response_id": self.response_id,
             "images": list(self.images),
             "files": list(self.files),
-            "usage": dict(self.usage),
+            "usage": copy.deepcopy(self.usage),
             "items": list(self.items),
             "container": self.container,
             "tool_calls": list(self.tool_calls),
@@ -75,20 +92,21 @@ class StepResult:
             "error": self.error,
             "workspace": self.workspace,
             "diff": self.diff if self.diff is not None else "",
+            "conversation": self.conversation_id,
         }
 
     def to_record(self) -> dict[str, Any]:
         """The step's entry in the run record."""
         out: dict[str, Any] = {"status": self.status}
         for key in ("response_id", "error", "error_type", "container", "reasoning_summary",
-                    "workspace", "diff"):
+                    "workspace", "diff", "conversation_id"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
         if self.response_ids:
             out["response_ids"] = list(self.response_ids)
         if self.usage:
-            out["usage"] = dict(self.usage)
+            out["usage"] = copy.deepcopy(self.usage)
         if self.images:
             out["images"] = list(self.images)
         if self.files:
@@ -138,11 +156,10 @@ class StepOutcome:
         return StepResult(self.step_id, status=self.status).to_template()
 
     @property
-    def usage(self) -> dict[str, int]:
-        total: dict[str, int] = {}
+    def usage(self) -> dict[str, Any]:
+        total: dict[str, Any] = {}
         for r in self.items if self.items is not None else ([self.result] if self.result else []):
-            for k, v in r.usage.items():
-                total[k] = total.get(k, 0) + v
+            add_usage(total, r.usage)
         return total
 
     @property

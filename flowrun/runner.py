@@ -18,7 +18,9 @@ from .durable import Resumption, open_journal
 from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
 from .hooks import RunHooks
 from .plan import Plan
-from .results import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult
+from .results import (
+    CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult, add_usage,
+)
 from .scheduler import NodeOptions, Scheduler
 from .secrets import Redactor, looks_like_credential, too_short
 from .steps import executor
@@ -48,10 +50,9 @@ class RunResult:
     @property
     def usage(self) -> dict[str, int]:
         """Tokens of every step, summed (a sub-flow's count for the step that ran it)."""
-        total: dict[str, int] = {}
+        total: dict[str, Any] = {}
         for outcome in self.steps.values():
-            for key, value in outcome.usage.items():
-                total[key] = total.get(key, 0) + value
+            add_usage(total, outcome.usage)
         return total
 
     @property

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from .spec_options import RequestOptions
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -228,6 +230,18 @@ InputPart = Annotated[
         custom_error_message="an input part needs one of the keys text, image or file",
     ),
 ]
+
+
+class PromptSpec(StrictModel):
+    """A reusable prompt stored at the service (``prompt``)."""
+
+    id: str = Field(min_length=1)
+    """The prompt's id (``pmpt_...``); a template."""
+    version: str | None = None
+    """Which version (default: the current one); a template."""
+    variables: dict[str, Union[str, InputPart]] = Field(default_factory=dict)
+    """Values for the prompt's ``{{variables}}``: a template string, or a text, image or
+    file part as in ``input``."""
 
 
 # --------------------------------------------------------------------------- tools
@@ -609,7 +623,7 @@ class ComputerUse(StrictModel):
 # --------------------------------------------------------------------------- steps
 
 
-class ModelParams(StrictModel):
+class ModelParams(StrictModel, RequestOptions):
     """Request parameters shared by ``defaults`` and steps."""
 
     model: str | None = None
@@ -652,6 +666,8 @@ class Step(ModelParams):
     # what to run — exactly one
     input: str | list[InputPart] | None = None
     """The prompt: a template string, or a list of text / image / file parts."""
+    prompt: PromptSpec | None = None
+    """A reusable prompt (``{id, version, variables}``), with or without ``input``."""
     computer_use: ComputerUse | None = None
     """Run a computer-use agent in a browser instead of a single conversation."""
     flow: str | None = None
@@ -709,6 +725,8 @@ class Step(ModelParams):
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
         kinds = [k for k in ("input", "computer_use", "flow") if getattr(self, k) is not None]
+        if not kinds and self.prompt is not None:
+            kinds = ["prompt"]  # a model call on a stored prompt alone
         if len(kinds) != 1:
             raise ValueError(
                 "a step needs exactly one of input (a model call), computer_use or flow"

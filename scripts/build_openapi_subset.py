@@ -28,6 +28,10 @@ ROOTS = (
     "VectorStoreFileObject", "ListVectorStoreFilesResponse", "DeleteVectorStoreFileResponse",
     "VectorStoreFileContentResponse", "CreateVectorStoreFileBatchRequest", "VectorStoreFileBatchObject",
     "VectorStoreSearchRequest", "VectorStoreSearchResultsPage",
+    # conversations and compaction
+    "CreateConversationBody", "UpdateConversationBody", "ConversationResource",
+    "DeletedConversationResource", "ConversationItem", "ConversationItemList",
+    "CompactResponseMethodPublicBody", "CompactResource",
 )
 REF_PREFIX = "#/components/schemas/"
 DROP_KEYS = {"description", "example", "examples", "title", "deprecated", "externalDocs"}

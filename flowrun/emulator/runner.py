@@ -136,7 +136,7 @@ class EmulatorServer:
 
 def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = None,
           faults: str | None = None, script: str | Path | None = None,
-          rpm: float | None = None, tpm: float | None = None) -> None:
+          rpm: float | None = None, tpm: float | None = None, api_key: str | None = None) -> None:
     """Serve the emulator in the foreground until interrupted (``flowrun emulator``).
 
     Unset arguments fall back to ``FLOWRUN_EMULATOR_LATENCY_MS``,
@@ -149,7 +149,7 @@ def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = No
     """
     from .quota import quota_from_env, set_quota
 
-    emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms)
+    emulator = Emulator.from_env(script=script, faults=faults, latency_ms=latency_ms, api_key=api_key)
     quota_from_env(emulator)
     if rpm or tpm:
         set_quota(emulator, rpm, tpm, initial=True)

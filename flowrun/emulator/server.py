@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from .auth import check_credentials
 from .bodies import read_body
 from .errors import APIError
 from .faults import FaultSpecError
@@ -180,6 +181,7 @@ def create_app(emulator: Emulator) -> Starlette:
             if emulator.faults.latency_ms:
                 await asyncio.sleep(emulator.faults.latency_ms / 1000)
             try:
+                check_credentials(emulator.api_key, request.url.path, request.headers)
                 if bad_body is not None:
                     raise bad_body
                 answer = handler(request, body)

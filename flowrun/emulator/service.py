@@ -100,6 +100,10 @@ client approved with ``mcp_approval_response`` items (:mod:`.hosted_mcp`)."""
 AFTER_USAGE: list[Any] = []
 """Callables ``(emulator, response) -> None`` run when a response's ``usage`` is known
 (the token quota of :mod:`.quota` charges it)."""
+AFTER_REPLY: list[Any] = []
+"""Callables ``(turn, response) -> None`` run when a response is finished (its output and
+usage set), in order: the service's own items around the model's (reasoning, compaction)
+and its bookkeeping (a Conversation's items, cached tokens)."""
 
 
 class Emulator:
@@ -110,7 +114,9 @@ class Emulator:
     """
 
     def __init__(self, script: Any = None, faults: str | Faults | None = None, latency_ms: int = 0,
-                 *, background_delay_ms: int = 50, check_requests: bool = True) -> None:
+                 *, background_delay_ms: int = 50, check_requests: bool = True,
+                 api_key: str | None = None) -> None:
+        """``api_key``: when set, API requests must carry it (401 otherwise; :mod:`.auth`)."""
         self.journal = Journal()
         self.store = ResponseStore()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults or None)
@@ -119,6 +125,7 @@ class Emulator:
         self.player = ScriptPlayer(coerce_script(script))
         self.background_delay = background_delay_ms / 1000
         self.check_requests = check_requests
+        self.api_key = api_key
         self._initial = (self.player.script, copy.deepcopy(self.faults))
 
     @classmethod
@@ -227,6 +234,8 @@ class Emulator:
         response["completed_at"] = int(time.time())
         for hook in AFTER_USAGE:
             hook(turn.emulator, response)
+        for hook in AFTER_REPLY:
+            hook(turn, response)
 
     async def _run_background(self, record: StoredResponse, turn: Turn, reply: Reply | None) -> None:
         response = record.response

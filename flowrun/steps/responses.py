@@ -23,6 +23,8 @@ from ..results import SUCCEEDED
 from ..retry import with_retries
 from ..secrets import StreamMasker
 from ..tools import EVENT_HANDLERS, build_tools, handle_items, load_builtins
+from .conversations import conversation_scope
+from .options import compacted, merge_text, option_params, prompt_param
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 MAX_STREAM_RESUMES = 5
@@ -45,6 +47,8 @@ def state_params(sc: StepContext) -> dict[str, Any]:
     if "index" in sc.loop:
         metadata["flowrun_item"] = str(sc.loop["index"])
     out["metadata"] = metadata
+    if sc.state.get("conversation"):
+        out["conversation"] = sc.state["conversation"]
     return out
 
 
@@ -63,8 +67,13 @@ def base_request(sc: StepContext, tools: list[dict[str, Any]]) -> dict[str, Any]
     if reasoning is not None:
         req["reasoning"] = reasoning.model_dump(exclude_none=True)
     req.update(state_params(sc))
+    options = option_params(sc)
+    text = options.pop("text", None)
+    req.update(options)
     if step.output_schema is not None:
         req["text"] = text_format(sc.step_id, step.output_schema)
+    if text:
+        merge_text(req, text)
     if tools:
         req["tools"] = tools
         if step.tool_choice is not None:
@@ -244,6 +253,8 @@ def next_turn(request: dict[str, Any], conversation: list[dict[str, Any]],
     """Add ``follow_up`` to the conversation and return the next turn's input: chained by
     ``previous_response_id``, or (``store: false``) the whole conversation again."""
     conversation.extend(follow_up)
+    if request.get("conversation"):  # the service appends every turn to the Conversation
+        return list(follow_up)
     if stateless:
         request.pop("previous_response_id", None)
         return list(conversation)
@@ -293,10 +304,12 @@ async def execute(sc: StepContext) -> None:
     from ..workspace import finish_workspace, open_workspace, uses_workspace
 
     if not uses_workspace(sc):
-        return await _converse(sc)
+        async with conversation_scope(sc):
+            return await _converse(sc)
     open_workspace(sc)
     try:
-        await _converse(sc)
+        async with conversation_scope(sc):
+            await _converse(sc)
     finally:  # the diff is kept also when the step fails
         await asyncio.to_thread(finish_workspace, sc)
 
@@ -306,7 +319,10 @@ async def _converse(sc: StepContext) -> None:
     result = sc.result
     tools = await build_tools(sc)
     request = base_request(sc, tools)
-    new_input = await build_input(sc)
+    prompt = await prompt_param(sc)
+    if prompt is not None:
+        request["prompt"] = prompt
+    new_input = await build_input(sc) if sc.step.input is not None else []
     prior = _chained(sc)
     stateless = sc.param("store") is False
     conversation: list[dict[str, Any]] = []
@@ -326,7 +342,7 @@ async def _converse(sc: StepContext) -> None:
     turns = 0
     output_items: list[dict[str, Any]] = []
     while True:
-        params = {**request, "input": send}
+        params = {**request, "input": send} if send else dict(request)  # a prompt alone
         sc.state["turn"] = turn
         row = ledger.replay(turn, params)
         if row is not None and row["response"] is not None:
@@ -365,6 +381,8 @@ async def _converse(sc: StepContext) -> None:
             # would make the model call tools forever
             request["tool_choice"] = "auto"
         send = next_turn(request, conversation, follow_up, response, stateless)
+        if request.get("context_management") and stateless:
+            send = conversation[:] = compacted(conversation)
 
     result.items = output_items
     result.conversation = conversation

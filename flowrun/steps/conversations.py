@@ -1,0 +1,95 @@
+"""Chaining through server-side Conversations (``conversation:`` on a step or in defaults).
+
+The third way to chain, beside ``continue:`` (``previous_response_id`` or manual): every
+request of the step names a Conversation, and the service appends the step's input and
+output items to it, so a later request sees them all without flowrun resending anything.
+
+- ``conversation: new`` on a step creates a Conversation for that step (for each item of
+  a ``for_each``); ``steps.X.conversation`` is its id.
+- ``conversation: STEP`` joins STEP's conversation (and waits for STEP).
+- ``conversation: conv_...`` uses an existing Conversation.
+- ``conversation: new`` in ``defaults`` creates one Conversation for the run, created on
+  first use; every step that does not set its own joins it (``none`` opts out).
+
+Requests in one Conversation are never interleaved: a step holds the Conversation's lock
+for its whole tool loop, so steps that run at the same time take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from ..errors import ExecutionError
+from ..results import SUCCEEDED
+from ..spec_options import CONVERSATION_NEW, CONVERSATION_NONE
+
+CONVERSATION_ID_PREFIX = "conv_"
+
+
+@dataclass
+class _RunConversations:
+    """Per run: the run-wide Conversation (``defaults``) and one lock per Conversation."""
+
+    shared: str | None = None
+    creating: asyncio.Lock = field(default_factory=asyncio.Lock)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+
+def _of(run: Any) -> _RunConversations:
+    state = getattr(run, "_conversations", None)
+    if state is None:
+        state = _RunConversations()
+        run._conversations = state
+    return state
+
+
+async def _create(sc: Any) -> str:
+    metadata = {"flowrun_step": sc.step_id}
+    created = await sc.run.client.create_conversation(metadata)
+    sc.status("running", f"conversation {created['id']} created")
+    return created["id"]
+
+
+async def resolve(sc: Any) -> str | None:
+    """The Conversation id the step's requests name, creating one when asked (None: the
+    step chains otherwise)."""
+    own, default = sc.step.conversation, sc.flow.defaults.conversation
+    if own is None:
+        if default != CONVERSATION_NEW:
+            return None
+        state = _of(sc.run)
+        async with state.creating:
+            if state.shared is None:
+                state.shared = await _create(sc)
+        return state.shared
+    value = str(sc.render(own)).strip()
+    if value == CONVERSATION_NONE:
+        return None
+    if value == CONVERSATION_NEW:
+        return await _create(sc)
+    if value.startswith(CONVERSATION_ID_PREFIX):
+        return value
+    outcome = sc.run.outcomes.get(value)
+    prior = outcome.result if outcome else None
+    if prior is None or prior.status != SUCCEEDED or not prior.conversation_id:
+        raise ExecutionError(f"cannot join the conversation of {value!r}: it did not succeed "
+                             "in a conversation", sc.step_id)
+    return prior.conversation_id
+
+
+@contextlib.asynccontextmanager
+async def conversation_scope(sc: Any) -> AsyncIterator[str | None]:
+    """Resolve the step's Conversation, put it in ``sc.state`` (``state_params`` sends it)
+    and hold its lock while the step runs."""
+    conversation_id = await resolve(sc)
+    if conversation_id is None:
+        yield None
+        return
+    lock = _of(sc.run).locks.setdefault(conversation_id, asyncio.Lock())
+    async with lock:
+        sc.state["conversation"] = conversation_id
+        sc.result.conversation_id = conversation_id
+        yield conversation_id
