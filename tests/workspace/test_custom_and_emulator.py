@@ -88,7 +88,7 @@ SCRIPT = {"steps": {"s": [
 
 def _post(server, **body):
     return httpx2.post(server.url + "/v1/responses", timeout=10,
-                       json={"model": "gpt-5.1", "tools": TOOLS, "metadata": {"flowrun_step": "s"}, **body})
+                       json={"model": "gpt-4.1", "tools": TOOLS, "metadata": {"flowrun_step": "s"}, **body})
 
 
 def test_scripted_workspace_calls_conform_to_the_spec_json_and_streamed(emu):
@@ -130,5 +130,5 @@ def test_outputs_are_checked_as_the_service_checks_them(emu):
     assert bad_grammar.status_code == 400 and "Invalid grammar definition (regex)" in bad_grammar.text
     emu.script(SCRIPT)
     no_tool = httpx2.post(emu.server.url + "/v1/responses", timeout=10, json={
-        "model": "gpt-5.1", "input": "x", "metadata": {"flowrun_step": "s"}})
+        "model": "gpt-4.1", "input": "x", "metadata": {"flowrun_step": "s"}})
     assert no_tool.status_code == 400 and "has no shell tool" in no_tool.text
