@@ -264,5 +264,14 @@ def _register_test_command() -> None:
 _register_test_command()
 
 
+def _register_recipe_commands() -> None:
+    from .recipe_cli import register
+
+    register(main, handle_errors)
+
+
+_register_recipe_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

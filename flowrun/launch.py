@@ -68,8 +68,17 @@ def launch(
     replay: str | None = None,
 ) -> RunResult:
     """``record``: write a cassette of the run there; ``replay``: run on the emulator,
-    answering from that cassette."""
+    answering from that cassette. ``flow`` may be a recipe's name (``recipe:NAME``)."""
+    from .recipes import flow_argument, secrets_notice
+
+    flow, recipe = flow_argument(flow)
     plan = load_plan(flow)
+    if recipe is not None:
+        from .runner import secrets_used
+
+        notice = secrets_notice(recipe, secrets_used(plan))
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
     cassette = None
     if replay is not None:
         from .testing.cassette import Replay
