@@ -285,9 +285,10 @@ class _Converter:
         self.steps[sid] = step
 
     def stub(self, name: str, reason: str) -> dict[str, Any]:
-        self.report.lose(self.node_line(name), name, f"{reason}: not converted; its step fails, saying so")
+        self.report.lose(self.node_line(name), name, f"{reason}: not converted; its step fails, saying so (steps that need it skip)")
         self.report.steps[self.ids[name]] = "NOT CONVERTED -> failing placeholder step"
-        return {"python": f"{COMPAT}:not_converted", "with": {"node": name, "reason": reason}}
+        return {"python": f"{COMPAT}:not_converted", "with": {"node": name, "reason": reason},
+                "continue_on_error": True}
 
     def llm(self, name: str, node: dict[str, Any]) -> dict[str, Any]:
         step: dict[str, Any] = {}
@@ -336,7 +337,10 @@ class _Converter:
         return step
 
     def python(self, name: str, node: dict[str, Any]) -> dict[str, Any]:
-        rel = (node.get("source") or {}).get("path")
+        source = node.get("source") or {}
+        if source.get("type") == "package" or source.get("tool"):
+            return self.stub(name, f"package tool {source.get('tool')}")
+        rel = source.get("path")
         path = self.find(rel)
         if path is None:
             return self.stub(name, f"Python file {rel!r} not found")
