@@ -20,6 +20,7 @@ def recipes_command(as_json: bool) -> None:
     point group. Run one with `flowrun run NAME`, use it as `flow: recipe:NAME`, or copy
     it with `flowrun new MYFLOW --from NAME`.
     """
+    from .errors import FlowrunError
     from .recipes import all_recipes, describe, find_recipe
 
     found, broken = all_recipes()
@@ -27,7 +28,7 @@ def recipes_command(as_json: bool) -> None:
     for name in sorted(found):
         try:
             items.append(describe(find_recipe(name)))
-        except Exception as exc:  # UsageError: missing file, claimed twice
+        except FlowrunError as exc:  # a missing flow file, a name claimed twice
             items.append({"name": name, "error": str(exc),
                           "source": ", ".join(r.source for r in found[name])})
     if as_json:
@@ -86,9 +87,9 @@ def import_group() -> None:
 def import_promptflow(directory: str, out_dir: str, name: str | None, as_json: bool) -> None:
     """Convert a Prompt flow folder (flow.dag.yaml, Jinja prompts, Python nodes).
 
-    Writes OUTPUT/NAME.yaml, the Python node files (without the promptflow package),
-    NAME.emulator.yaml and IMPORT-REPORT.md, then validates the result. Everything that
-    could not be converted is listed with its line in flow.dag.yaml.
+    Writes OUTPUT/NAME.yaml, copies the folder's files (Python nodes without their
+    promptflow imports) and writes IMPORT-REPORT.md, then validates the result (exit 2 if
+    it does not validate). What could not be converted is listed with its line.
     """
     from .importers.promptflow import import_promptflow as convert
 

@@ -155,7 +155,8 @@ def flow_argument(flow: str) -> tuple[str, Recipe | None]:
         return str(recipe.path), recipe
     if Path(flow).exists() or any(c in flow for c in "/\\") or flow.endswith((".yaml", ".yml")):
         return flow, None
-    return str(find_recipe(flow).path), find_recipe(flow)
+    recipe = find_recipe(flow)
+    return str(recipe.path), recipe
 
 
 def describe(recipe: Recipe) -> dict[str, Any]:
