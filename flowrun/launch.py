@@ -124,7 +124,9 @@ def launch(
                 if recorder is not None:
                     recorder.save(plan.flow.name)
 
-        return _run_with_interrupts(main())
+        # under --json stdout is one JSON object: what Python steps and tools print goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            return _run_with_interrupts(main())
 
 
 def _run_with_interrupts(coro: Any) -> RunResult:

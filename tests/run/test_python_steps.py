@@ -90,3 +90,25 @@ def test_validate_checks_the_module_and_function(tmp_path: Path) -> None:
     text = info.value.format()
     assert "f.yaml:4:15: steps.a.python: module 'calc' has no function 'nothing'" in text
     assert "steps.b.python: no module 'nomodule'" in text
+
+
+def test_prints_of_python_steps_keep_json_stdout_clean(tmp_path: Path) -> None:
+    from flowkit import flowrun_cli
+
+    write(tmp_path / "noisy.py", """
+        def shout(x: str) -> str:
+            print("debug: shouting", x)
+            return x.upper()
+    """)
+    flow = write(tmp_path / "f.yaml", """
+        name: f
+        steps:
+          a: {python: "noisy:shout", with: {x: hi}}
+        outputs: {a: "{{ steps.a.output }}"}
+    """)
+    proc = flowrun_cli("run", str(flow), "--provider", "emulator", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    assert json.loads(proc.stdout)["outputs"] == {"a": "HI"}
+    assert "debug: shouting hi" in proc.stderr
