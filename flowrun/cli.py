@@ -324,5 +324,14 @@ from .cli_runs import register as _register_run_commands  # noqa: E402
 _register_run_commands(main, handle_errors)
 
 
+def _register_recipe_commands() -> None:
+    from .recipe_cli import register
+
+    register(main, handle_errors)
+
+
+_register_recipe_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

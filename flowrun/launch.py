@@ -73,8 +73,17 @@ def launch(
     tpm: float | None = None,
 ) -> RunResult:
     """``record``: write a cassette of the run there; ``replay``: run on the emulator,
-    answering from that cassette."""
+    answering from that cassette. ``flow`` may be a recipe's name (``recipe:NAME``)."""
+    from .recipes import flow_argument, secrets_notice
+
+    flow, recipe = flow_argument(flow)
     plan = load_plan(flow)
+    if recipe is not None:
+        from .runner import secrets_used
+
+        notice = secrets_notice(recipe, secrets_used(plan))
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
     cassette = None
     if replay is not None:
         from .testing.cassette import Replay
@@ -121,7 +130,9 @@ def launch(
                 if recorder is not None:
                     recorder.save(plan.flow.name)
 
-        return _run_with_interrupts(main())
+        # under --json stdout is one JSON object: what Python steps and tools print goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            return _run_with_interrupts(main())
 
 
 def run_budget(rpm: float | None, tpm: float | None, plan: Any, *, learn: bool = False) -> Any:

@@ -272,6 +272,9 @@ def validate_document(data: Any, source: Source) -> Any:
                 hint="a flow file is a mapping with keys such as name, inputs, steps, outputs",
             )
         )
+    from .requires import check_requires
+
+    check_requires(data, source)  # before the schema: a newer flow may use newer keys
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:

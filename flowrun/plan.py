@@ -13,11 +13,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .errors import PlanError, Problem, SpecError
+from .errors import PlanError, Problem, SpecError, UsageError
 from .loader import FlowFile, display_path, load_file
 from .preflight import (Finding, background_findings, image_findings, python_tool_findings,
                         schema_findings)
 from .option_checks import conversation_deps, conversation_findings, defaults_findings
+from .recipes import PREFIX as RECIPE_PREFIX, resolve_flow_ref
 from .results import RESULT_FIELDS
 from .secrets import looks_like_credential, undeclared_credential
 from .spec import (BUILTIN_TOOLS, Flow, FlowTool, ImageGenerationTool, McpTool, PythonTool,
@@ -61,7 +62,7 @@ class Plan:
         return nx.freeze(g)
 
     def subflow(self, rel: str) -> "Plan":
-        return self.subflows[str((self.base_dir / rel).resolve())]
+        return self.subflows[str(resolve_flow_ref(self.base_dir, rel))]
 
 
 def _suggest(name: str, options: list[str] | set[str] | tuple[str, ...]) -> str | None:
@@ -208,6 +209,8 @@ class _Checker:
                 self._continue(sid, step)
             if step.flow is not None:
                 self._subflow(base + ("flow",), step.flow, step.with_ or {}, base + ("with",))
+            if step.python is not None:
+                self.found(base + ("python",), python_tool_findings(step.python, self.ff.base_dir))
 
     def _continue(self, sid: str, step: Step) -> None:
         target = step.continue_.step
@@ -300,7 +303,11 @@ class _Checker:
     # -- sub-flows -------------------------------------------------------------------
     def _subflow(self, path: tuple[Any, ...], rel: str, given: dict[str, Any],
                  with_path: tuple[Any, ...] | None) -> None:
-        target = (self.ff.base_dir / rel).resolve()
+        try:
+            target = resolve_flow_ref(self.ff.base_dir, rel)
+        except UsageError as exc:
+            self.add(path, str(exc), exc.hint)
+            return
         key = str(target)
         if key in self.stack:
             chain = " -> ".join(display_path(p) for p in (*self.stack, key))
@@ -388,5 +395,8 @@ def build_plan(ff: FlowFile) -> Plan:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Load, validate and plan a flow file; raises SpecError / PlanError with every problem."""
+    """Load, validate and plan a flow file (or ``recipe:NAME``); raises SpecError /
+    PlanError with every problem."""
+    if str(path).startswith(RECIPE_PREFIX):
+        path = resolve_flow_ref(Path.cwd(), str(path))
     return build_plan(load_file(path))

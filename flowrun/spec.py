@@ -658,7 +658,7 @@ class Defaults(ModelParams):
 
 class Step(ModelParams):
     """One node of the flow: a Responses call (``input``), a computer-use agent
-    (``computer_use``) or a sub-flow (``flow``)."""
+    (``computer_use``), a sub-flow (``flow``) or a Python function call (``python``)."""
 
     description: str | None = None
     """What the step is for."""
@@ -671,9 +671,12 @@ class Step(ModelParams):
     computer_use: ComputerUse | None = None
     """Run a computer-use agent in a browser instead of a single conversation."""
     flow: str | None = None
-    """Run another flow file (relative path) as this step."""
+    """Run another flow file (relative path, or ``recipe:NAME``) as this step."""
+    python: str | None = Field(None, json_schema_extra={"pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"})
+    """Call a Python function (``module:function``, found like a ``python:`` tool) with
+    ``with:`` as its keyword arguments; its return value is ``output``. No model call."""
     with_: dict[str, Any] | None = Field(None, alias="with")
-    """Inputs for the sub-flow; string values are templates."""
+    """Inputs for the sub-flow, or arguments for the function; string values are templates."""
 
     # responses options
     output_schema: dict[str, Any] | None = None
@@ -724,16 +727,18 @@ class Step(ModelParams):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kinds = [k for k in ("input", "computer_use", "flow") if getattr(self, k) is not None]
+        kinds = [k for k in ("input", "computer_use", "flow", "python") if getattr(self, k) is not None]
         if not kinds and self.prompt is not None:
             kinds = ["prompt"]  # a model call on a stored prompt alone
         if len(kinds) != 1:
             raise ValueError(
                 "a step needs exactly one of input (a model call), computer_use or flow"
+                " (a sub-flow), or python (a function call)"
                 + (f"; it has {' and '.join(kinds)}" if kinds else "")
             )
-        if self.with_ is not None and self.flow is None:
-            raise ValueError("'with' gives inputs to a sub-flow; it needs 'flow'")
+        if self.with_ is not None and self.flow is None and self.python is None:
+            raise ValueError("'with' gives inputs to a sub-flow; it needs 'flow' "
+                             "(or 'python': then it gives the function's arguments)")
         if self.max_parallel is not None and self.for_each is None:
             raise ValueError("max_parallel limits for_each runs; it needs for_each")
         return self
@@ -744,6 +749,8 @@ class Step(ModelParams):
             return "computer_use"
         if self.flow is not None:
             return "flow"
+        if self.python is not None:
+            return "python"
         return "responses"
 
 
@@ -798,6 +805,13 @@ Name = Annotated[str, AfterValidator(_check_name)]
 ToolName = Annotated[str, AfterValidator(_check_tool_name)]
 
 
+class Requires(StrictModel):
+    """What a flow needs to run (a recipe says which flowrun it was written for)."""
+
+    flowrun: str
+    """A version specifier (PEP 440) the running flowrun must match, e.g. ``>=0.3,<2``."""
+
+
 class Flow(StrictModel):
     """A flowrun flow file."""
 
@@ -805,6 +819,8 @@ class Flow(StrictModel):
     """Short name of the flow."""
     description: str | None = None
     """What the flow does."""
+    requires: Requires | None = None
+    """Versions this flow needs, e.g. ``{flowrun: ">=0.3"}``; checked before anything else."""
     inputs: dict[Name, InputDecl] = Field(default_factory=dict)
     """Named inputs: a type name, or ``{type, default, description, required, enum}``."""
     secrets: list[str] = Field(default_factory=list)

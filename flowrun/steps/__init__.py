@@ -10,6 +10,7 @@ STEP_KINDS: dict[str, str] = {
     "responses": "flowrun.steps.responses",
     "flow": "flowrun.steps.subflow",
     "computer_use": "flowrun.steps.computer_use",
+    "python": "flowrun.steps.python_call",
 }
 
 

@@ -1,0 +1,1 @@
+"""Importers: flows from other tools converted into flowrun flows."""
