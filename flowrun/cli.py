@@ -154,17 +154,21 @@ def schema() -> None:
 @click.option("--interactive/--no-interactive", default=None,
               help="Ask on the terminal for MCP approvals and safety checks "
                    "(default: when stdin and stderr are terminals).")
+@click.option("--cache/--no-cache", default=None,
+              help="Use the step cache for every step (steps with function, command, flow or "
+                   "MCP tools only with cache: true), or for none (default: as the flow's "
+                   "cache: says). Place: $FLOWRUN_CACHE_DIR.")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-        emulator_script: str | None, interactive: bool | None) -> None:
+        emulator_script: str | None, interactive: bool | None, cache: bool | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step failed, 2 invalid flow or usage,
     130 interrupted."""
     from .launch import launch
 
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
-        run_dir, emulator_script, interactive,
+        run_dir, emulator_script, interactive, cache,
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
@@ -204,6 +208,10 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
 from .cli_runs import register as _register_run_commands  # noqa: E402
 
 _register_run_commands(main, handle_errors)
+
+from .cli_cache import register as _register_cache_commands  # noqa: E402
+
+_register_cache_commands(main, handle_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

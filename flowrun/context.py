@@ -38,6 +38,8 @@ class RunContext:
     cwd: Path = field(default_factory=Path.cwd)
     # one lock for interactive prompts, so two steps never ask at once
     prompt_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # the step cache (flowrun.cache.RunCache); None: no step is cached
+    cache: Any = None
 
     def __post_init__(self) -> None:
         if self.secrets is None:

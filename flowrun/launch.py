@@ -46,7 +46,22 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None) -> Ite
         raise UsageError(f"emulator: {exc}") from None
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
+        cfg.endpoint_id = _in_process_identity(path)
         yield cfg
+
+
+def _in_process_identity(script: str | None) -> str:
+    """The in-process emulator answers by its script: the step cache keys on that, not
+    on its (random) port."""
+    import hashlib
+
+    if not script:
+        return "in-process emulator"
+    try:
+        digest = hashlib.sha256(Path(script).read_bytes()).hexdigest()
+    except OSError:
+        digest = "unreadable"
+    return f"in-process emulator, script sha256:{digest}"
 
 
 def launch(
@@ -60,6 +75,7 @@ def launch(
     run_dir: str,
     emulator_script: str | None = None,
     interactive: bool | None = None,
+    cache: bool | None = None,
 ) -> RunResult:
     plan = load_plan(flow)
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
@@ -86,7 +102,7 @@ def launch(
             try:
                 return await run_plan(
                     plan, client, inputs, run_root=Path(run_dir), hooks=hooks,
-                    interactive=interactive, max_concurrency=max_concurrency,
+                    interactive=interactive, max_concurrency=max_concurrency, cache=cache,
                 )
             finally:
                 await client.close()

@@ -73,8 +73,7 @@ class RunStore:
         with self._lock:
             n = self._counters.get(step_key, 0) if index is None else index
             self._counters[step_key] = n + 1
-        name = safe_name(step_key) + (f".{n}" if n else "") + ".json"
-        path = self.dir / "responses" / name
+        path = self.dir / "responses" / response_name(step_key, n)
         self._write_json(path, response)
         return path
 
@@ -106,6 +105,11 @@ class RunStore:
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(text + "\n", encoding="utf-8")
         os.replace(tmp, path)
+
+
+def response_name(step_key: str, n: int) -> str:
+    """The file name of a step's response number ``n`` (0 for the first) in ``responses/``."""
+    return safe_name(step_key) + (f".{n}" if n else "") + ".json"
 
 
 def flow_hash(text: str) -> str:

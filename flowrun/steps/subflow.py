@@ -30,6 +30,7 @@ async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str
         slots=None,
         secrets=sc.run.secrets,
         cwd=sc.run.cwd,
+        cache=sc.run.cache,
     )
     result = await Runner(ctx).run()
     if result.status != "succeeded":
