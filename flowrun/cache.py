@@ -71,6 +71,14 @@ class RunCache:
             self._store = CacheStore(self.root)
         return self._store
 
+    def wanted(self, plan: Any) -> bool:
+        """Whether any step of the plan (or of its sub-flows) may use the cache."""
+        if self.mode is not None:
+            return bool(self.mode)
+        flows = [plan, *plan.subflows.values()]
+        return any(p.flow.defaults.cache or any(s.cache for s in p.flow.steps.values())
+                   for p in flows)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -417,6 +417,14 @@ async def run_plan(
     for name, value in env.items():
         if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name):
             redactor.add(value)
+    run_cache = None
+    if cache is not False:
+        from .cache import RunCache
+        from .cache_store import default_cache_dir
+
+        run_cache = RunCache(cache, cache_dir or default_cache_dir(env), provider)
+        if run_cache.wanted(plan):
+            run_cache.store  # opened now: a cache that cannot be opened stops the run here
     try:
         store = RunStore(run_root, run_id or new_run_id(), redactor)
     except OSError as exc:
@@ -433,11 +441,7 @@ async def run_plan(
         hooks=hooks or RunHooks(),
         interactive=interactive,
     )
-    if cache is not False:
-        from .cache import RunCache
-        from .cache_store import default_cache_dir
-
-        ctx.cache = RunCache(cache, cache_dir or default_cache_dir(env), provider)
+    ctx.cache = run_cache
     runner = Runner(ctx, max_concurrency)
     try:
         result = await runner.run()
