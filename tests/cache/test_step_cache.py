@@ -233,3 +233,16 @@ def test_artifacts_come_back_into_the_new_run(tmp_path, emu):
     assert record(again)["steps"]["gen"]["images"] == [str(new)]
     # the next step sent the image's bytes, not its path: same key although the path moved
     assert again.outputs["look"] == first.outputs["look"] and again.steps["look"].result.cached
+
+
+def test_the_cached_research_example(tmp_path, emu):
+    from flowkit import EXAMPLES, run_file
+
+    flow = EXAMPLES / "cached-research.yaml"
+    kw = {"run_root": tmp_path / "runs", "cache_dir": tmp_path / "cache"}
+    first = run_file(flow, emu, **kw)
+    assert first.status == "succeeded" and len(emu.bodies()) == 5
+    emu.server.emulator.journal.clear()
+    again = run_file(flow, emu, **kw)
+    assert posted(emu) == ["headline"]  # cache: false; the rest came from the cache
+    assert again.outputs["answers"] == first.outputs["answers"]
