@@ -225,12 +225,16 @@ def schema(tests: bool) -> None:
               help="Requests per minute for the whole run (every step and row).")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True),
               help="Tokens per minute for the whole run (every step and row).")
+@click.option("--cache/--no-cache", default=None,
+              help="Use the step cache for every step (steps with function, command, flow or "
+                   "MCP tools only with cache: true), or for none (default: as the flow's "
+                   "cache: says). Place: $FLOWRUN_CACHE_DIR.")
 @handle_errors
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,
         replay: str | None, dataset: str | None, results: str | None, maps: tuple[str, ...],
-        rpm: float | None, tpm: float | None) -> None:
+        rpm: float | None, tpm: float | None, cache: bool | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step (or a dataset row) failed, 2 invalid
     flow or usage, 130 interrupted.
 
@@ -255,6 +259,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
     result = launch(
         flow, assignments, inputs_file, provider, base_url, as_json, max_concurrency,
         run_dir, emulator_script, interactive, record=record, replay=replay, rpm=rpm, tpm=tpm,
+        cache=cache,
     )
     if as_json:
         click.echo(dumps(result.to_json(), default=str))
@@ -322,6 +327,10 @@ _register_test_command()
 from .cli_runs import register as _register_run_commands  # noqa: E402
 
 _register_run_commands(main, handle_errors)
+
+from .cli_cache import register as _register_cache_commands  # noqa: E402
+
+_register_cache_commands(main, handle_errors)
 
 
 def _register_recipe_commands() -> None:

@@ -41,6 +41,8 @@ class RunContext:
     prompt_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # cleanups for the end of the run (deleting a vector store, ...), newest first
     finalizers: list[Any] = field(default_factory=list)
+    # the step cache (flowrun.cache.RunCache); None: no step is cached
+    cache: Any = None
 
     def __post_init__(self) -> None:
         if self.secrets is None:

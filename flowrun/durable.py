@@ -30,7 +30,7 @@ from .rundb import DB_NAME, RunDB, loads
 
 # keys of a step that decide when or whether it runs, not what it sends
 NOT_REQUEST = frozenset({"for_each", "needs", "if", "description", "timeout", "retries",
-                         "continue_on_error", "on_skipped_needs", "max_parallel"})
+                         "continue_on_error", "on_skipped_needs", "max_parallel", "cache"})
 RESULT_FIELDS = tuple(f.name for f in fields(StepResult))
 
 

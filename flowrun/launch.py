@@ -53,7 +53,22 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
         replay.install(emulator)
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
+        cfg.endpoint_id = _in_process_identity(path)
         yield cfg
+
+
+def _in_process_identity(script: str | None) -> str:
+    """The in-process emulator answers by its script: the step cache keys on that, not
+    on its (random) port."""
+    import hashlib
+
+    if not script:
+        return "in-process emulator"
+    try:
+        digest = hashlib.sha256(Path(script).read_bytes()).hexdigest()
+    except OSError:
+        digest = "unreadable"
+    return f"in-process emulator, script sha256:{digest}"
 
 
 def launch(
@@ -71,6 +86,7 @@ def launch(
     replay: str | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
+    cache: bool | None = None,
 ) -> RunResult:
     """``record``: write a cassette of the run there; ``replay``: run on the emulator,
     answering from that cassette. ``flow`` may be a recipe's name (``recipe:NAME``)."""
@@ -123,7 +139,7 @@ def launch(
             try:
                 return await run_plan(
                     plan, client, inputs, run_root=Path(run_dir), hooks=hooks,
-                    interactive=interactive, max_concurrency=max_concurrency,
+                    interactive=interactive, max_concurrency=max_concurrency, cache=cache,
                 )
             finally:
                 await client.close()

@@ -44,6 +44,9 @@ class ProviderConfig:
     auth: str = "api_key"
     image_generation_deployment: str | None = None
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # what identifies the answers when base_url does not (the in-process emulator and
+    # its script); the step cache keys on it
+    endpoint_id: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the provider (no credentials)."""

@@ -65,11 +65,14 @@ class RunResult:
             entry: dict[str, Any] = {"status": o.status, "response_id": o.response_id}
             if o.usage:
                 entry["usage"] = o.usage
+            if o.result is not None and o.result.cached:
+                entry["cached"] = True
             if o.error:
                 entry["error"] = o.error
             if o.items is not None:
                 entry["items"] = [
-                    {"status": r.status, "response_id": r.response_id} for r in o.items
+                    {"status": r.status, "response_id": r.response_id,
+                     **({"cached": True} if r.cached else {})} for r in o.items
                 ]
             steps[sid] = entry
         out = {
@@ -423,16 +426,29 @@ async def run_plan(
     environ: Any = None,
     resume: Resumption | None = None,
     durable: bool = True,
+    cache: bool | None = None,
+    cache_dir: Path | None = None,
 ) -> RunResult:
     """Run a checked plan to the end. Cancelling the task records the run as cancelled
     and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`.
     ``resume``: continue run ``run_id`` from what its earlier attempts left in the store.
-    ``durable=False``: no run store, only ``record.json`` (rewritten as steps finish)."""
+    ``durable=False``: no run store, only ``record.json`` (rewritten as steps finish).
+    ``cache``: True uses the step cache for every step (``--cache``), False for none
+    (``--no-cache``), None as the flow says; ``cache_dir`` overrides ``$FLOWRUN_CACHE_DIR``."""
     import os
 
     env = os.environ if environ is None else environ
     check_secrets(plan, env)
     redactor = run_redactor(plan, env, getattr(client, "provider", None))
+    provider = getattr(client, "provider", None)
+    run_cache = None
+    if cache is not False:
+        from .cache import RunCache
+        from .cache_store import default_cache_dir
+
+        run_cache = RunCache(cache, cache_dir or default_cache_dir(env), provider)
+        if run_cache.wanted(plan):
+            run_cache.store  # opened now: a cache that cannot be opened stops the run here
     try:
         store = RunStore(run_root, run_id or new_run_id(), redactor)
     except OSError as exc:
@@ -450,6 +466,7 @@ async def run_plan(
         interactive=interactive,
         environ=env,
     )
+    ctx.cache = run_cache
     runner = Runner(ctx, max_concurrency)
     try:
         result = await runner.run()
@@ -460,5 +477,7 @@ async def run_plan(
     finally:
         if store.journal is not None:
             store.journal.db.close()
+        if ctx.cache is not None:
+            ctx.cache.close()
     ctx.hooks.on_run_end(result)
     return result

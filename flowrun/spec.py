@@ -174,6 +174,54 @@ Retries = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- the step cache
+
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_TTL_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_ttl(value: Any) -> Any:
+    """Seconds as a number, or a string such as ``90s``, ``30m``, ``12h``, ``7d``, ``2w``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _TTL.match(value)
+        if m:
+            return float(m.group(1)) * _TTL_UNITS[m.group(2)]
+        raise ValueError(f"{value!r} is not a time to live; write seconds (3600) or 90s, 30m, "
+                         "12h, 7d, 2w")
+    return value
+
+
+_TtlInput = Union[Annotated[float, Field(gt=0)], Annotated[str, Field(pattern=_TTL.pattern)]]
+Ttl = Annotated[float, Field(gt=0), BeforeValidator(parse_ttl, json_schema_input_type=_TtlInput)]
+
+
+class CacheOptions(StrictModel):
+    """The step cache: reuse the stored answer of an identical request (zero requests)."""
+
+    ttl: Ttl | None = None
+    """How long a stored answer may be reused: seconds, or ``30m``, ``12h``, ``7d``, ``2w``.
+    Unset: until ``flowrun cache clear``."""
+
+
+def _cache_shorthand(value: Any) -> Any:
+    """``cache: true`` is short for ``cache: {}``; ``cache: false`` turns the cache off."""
+    if value is True:
+        return {}
+    if value is not False and not isinstance(value, (dict, BaseModel)):
+        raise ValueError("expected true, false or {ttl: DURATION} (for example {ttl: 7d})")
+    return value
+
+
+CacheSetting = Annotated[
+    Union[Literal[False], CacheOptions],
+    BeforeValidator(_cache_shorthand, json_schema_input_type=Union[bool, CacheOptions]),
+]
+
+
 # --------------------------------------------------------------------------- input parts
 
 
@@ -650,6 +698,10 @@ class ModelParams(StrictModel, RequestOptions):
     """Seconds the step may take, retries and tool calls included."""
     max_tool_turns: int | None = Field(None, ge=1, le=1000)
     """Tool-loop rounds before the step fails (default 10)."""
+    cache: CacheSetting | None = None
+    """Reuse the answer of an identical request from the step cache: ``true``,
+    ``{ttl: 7d}``, or ``false``. Steps with function, command, flow or MCP tools are cached
+    only when the step itself says so (not from ``defaults``)."""
 
 
 class Defaults(ModelParams):

@@ -84,8 +84,7 @@ class RunStore:
         with self._lock:
             n = self._counters.get(step_key, 0) if index is None else index
             self._counters[step_key] = n + 1
-        name = safe_name(step_key) + (f".{n}" if n else "") + ".json"
-        path = self.dir / "responses" / name
+        path = self.dir / "responses" / response_name(step_key, n)
         self._write_json(path, response)
         return path
 
@@ -121,6 +120,11 @@ class RunStore:
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half-written file behind
             raise
+
+
+def response_name(step_key: str, n: int) -> str:
+    """The file name of a step's response number ``n`` (0 for the first) in ``responses/``."""
+    return safe_name(step_key) + (f".{n}" if n else "") + ".json"
 
 
 def flow_hash(text: str) -> str:

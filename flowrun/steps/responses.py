@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..cache import through_cache
 from ..client import TERMINAL
 from ..citations import citations
 from ..context import StepContext
@@ -316,7 +317,12 @@ async def execute(sc: StepContext) -> None:
 
 async def _converse(sc: StepContext) -> None:
     load_builtins()
-    result = sc.result
+    await through_cache(sc, first_request, _run)  # a hit fills the result: zero requests
+
+
+async def _first_turn(sc: StepContext) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
+    """The request shared by every turn, the first turn's input and the conversation so
+    far (the continued step's, then this step's new input)."""
     tools = await build_tools(sc)
     request = base_request(sc, tools)
     prompt = await prompt_param(sc)
@@ -324,7 +330,6 @@ async def _converse(sc: StepContext) -> None:
         request["prompt"] = prompt
     new_input = await build_input(sc) if sc.step.input is not None else []
     prior = _chained(sc)
-    stateless = sc.param("store") is False
     conversation: list[dict[str, Any]] = []
     if prior is not None:
         conversation.extend(prior.conversation)
@@ -336,7 +341,19 @@ async def _converse(sc: StepContext) -> None:
     else:
         send = _compact(new_input)
     conversation.extend(new_input)
+    return request, send, conversation
 
+
+async def first_request(sc: StepContext) -> dict[str, Any]:
+    """The step's first request as sent (the step cache keys on it)."""
+    request, send, _ = await _first_turn(sc)
+    return {**request, "input": send}
+
+
+async def _run(sc: StepContext) -> None:
+    result = sc.result
+    request, send, conversation = await _first_turn(sc)
+    stateless = sc.param("store") is False
     ledger = ledger_of(sc)
     turn = 0  # the model turn; a resumed step replays the turns its ledger holds
     turns = 0

@@ -30,6 +30,7 @@ async def run_subflow(sc: StepContext, rel: str, given: dict[str, Any], key: str
         slots=None,
         secrets=sc.run.secrets,
         cwd=sc.run.cwd,
+        cache=sc.run.cache,
     )
     result = await Runner(ctx).run()
     sc.result.add_usage(result.usage)  # the sub-flow's tokens count for the calling step

@@ -116,7 +116,8 @@ async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_ro
     async with EmulatorServer(emulator) as server:
         client = ResponsesClient(ProviderConfig("emulator", base_url=server.base_url, api_key="emulator"))
         try:
-            run = await run_plan(plan, client, inputs, run_root=run_root, hooks=RunHooks(), environ=environ)
+            run = await run_plan(plan, client, inputs, run_root=run_root, hooks=RunHooks(), environ=environ,
+                                 cache=False)  # a case sees its own script, never a cached answer
         except Cancelled as exc:
             run = exc.result
         except FlowrunError as exc:
