@@ -95,6 +95,8 @@ class InFlight:
         self.last = 0.0
 
     async def __call__(self, turn):
+        if turn.step != "each":  # a late request of another test on the shared emulator
+            return []
         self.held += 1
         self.peak = max(self.peak, self.held)
         self.last = time.monotonic()
