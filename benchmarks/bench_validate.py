@@ -61,8 +61,8 @@ def generate_flow(n: int, seed: int = 1) -> dict[str, Any]:
         "secrets": ["DOCS_TOKEN"],
         "defaults": {"model": "gpt-4.1-mini", "temperature": 0.2, "retries": 2, "timeout": "2m"},
         "tools": {
-            "lookup": {"python": "tools:lookup"},
-            "prices": {"python": "tools.finance:prices", "bind": {"region": "{{ inputs.region }}"}},
+            "lookup": {"python": "bench_tools:lookup"},
+            "prices": {"python": "bench_tools:prices", "bind": {"region": "{{ inputs.region }}"}},
             "docs": {
                 "mcp": "https://example.com/mcp",
                 "headers": {"Authorization": "Bearer {{ secrets.DOCS_TOKEN }}"},
@@ -134,6 +134,20 @@ def run_ok(cmd: list[str], cwd: Path) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
+BENCH_TOOLS = '''"""Tools of the generated benchmark flows."""
+
+
+def lookup(company: str) -> str:
+    """The ticker of a company."""
+    return company[:4].upper()
+
+
+def prices(ticker: str, region: str = "EU") -> list[float]:
+    """Recent prices of a ticker."""
+    return [1.0, 2.0]
+'''
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000")
@@ -158,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cli = flowrun_command()
     tmp = Path(tempfile.mkdtemp(prefix="flowrun-bench-"))
+    # validate looks the tools' module up (without importing it): it must exist
+    (tmp / "bench_tools.py").write_text(BENCH_TOOLS, encoding="utf-8")
     rows: list[tuple[str, float, str, str]] = []
     failed = False
     try:
