@@ -71,6 +71,20 @@ def _in_process_identity(script: str | None) -> str:
     return f"in-process emulator, script sha256:{digest}"
 
 
+def run_view(as_json: bool, interactive: bool | None) -> tuple[bool, Any]:
+    """Whether to ask at the terminal (default: stdin and stderr are terminals), and the
+    hooks that show the run: the live view, or notices on stderr under ``--json``."""
+    if interactive is None:
+        interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
+    if as_json:
+        from .hooks import StderrNotices
+
+        return interactive, StderrNotices()
+    from .view import LiveView
+
+    return interactive, LiveView()
+
+
 def launch(
     flow: str,
     assignments: tuple[str, ...],
@@ -114,15 +128,7 @@ def launch(
     if provider is None and base_url is None and os.environ.get("FLOWRUN_PROVIDER"):
         provider = os.environ["FLOWRUN_PROVIDER"]
     cfg = resolve_provider(provider, plan.flow.provider, base_url)
-    if interactive is None:
-        interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
-    from .hooks import StderrNotices
-
-    hooks: Any = StderrNotices()
-    if not as_json:
-        from .view import LiveView
-
-        hooks = LiveView()
+    interactive, hooks = run_view(as_json, interactive)
 
     with provider_endpoint(cfg, flow, emulator_script, cassette) as endpoint:
         from .client import ResponsesClient

@@ -49,6 +49,22 @@ def find_run(ref: str, run_dir: str | Path) -> tuple[RunDB, dict[str, Any]]:
     return db, row
 
 
+def resumable(row: dict[str, Any]) -> tuple[str, str, str, Any]:
+    """``(run id, status, flow path, plan)`` of a stored run that can be resumed; a run
+    still running, or whose flow file is gone, is a usage error."""
+    run_id, status = row["id"], effective_status(row)
+    if status == "running":
+        raise UsageError(f"run {run_id} is still running (pid {row['pid']} on {row['host']})",
+                         hint="wait for it to finish, or stop it, then resume")
+    flow_path = row["flow_path"]
+    if not flow_path or not Path(flow_path).is_file():
+        raise UsageError(f"run {run_id}: its flow file {flow_path} is gone",
+                         hint="put the flow file back where it was to resume the run")
+    from .plan import load_plan
+
+    return run_id, status, flow_path, load_plan(flow_path)
+
+
 def flow_changes(old_text: str, new_text: str) -> list[str]:
     """What differs between two versions of a flow file, by step and by section."""
     from ruamel.yaml import YAML
@@ -111,15 +127,7 @@ def resume_run(
                               emulator_script, allow_changes, retry_failed)
     root = db.path.parent
     try:
-        run_id, status = row["id"], effective_status(row)
-        if status == "running":
-            raise UsageError(f"run {run_id} is still running (pid {row['pid']} on {row['host']})",
-                             hint="wait for it to finish, or stop it, then resume")
-        flow_path = row["flow_path"]
-        if not flow_path or not Path(flow_path).is_file():
-            raise UsageError(f"run {run_id}: its flow file {flow_path} is gone",
-                             hint="put the flow file back where it was to resume the run")
-        plan = load_plan(flow_path)
+        run_id, status, flow_path, plan = resumable(row)
         changes: list[str] = []
         if flow_hash(plan.file.text) != row["flow_hash"]:
             changes = flow_changes(row["flow_text"] or "", plan.file.text)
@@ -148,15 +156,9 @@ def resume_run(
         if provider != "emulator":
             base_url = recorded_provider.get("base_url")
     cfg = resolve_provider(provider, plan.flow.provider, base_url)
-    if interactive is None:
-        interactive = not as_json and sys.stdin.isatty() and sys.stderr.isatty()
-    from .hooks import StderrNotices
+    from .launch import run_view
 
-    hooks: Any = StderrNotices()
-    if not as_json:
-        from .view import LiveView
-
-        hooks = LiveView()
+    interactive, hooks = run_view(as_json, interactive)
 
     with provider_endpoint(cfg, flow_path, emulator_script) as endpoint:
         from .client import ResponsesClient

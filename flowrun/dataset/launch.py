@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..plan import Plan, load_plan
 from ..providers import resolve_provider
 from ..results import FAILED, SUCCEEDED
-from ..rundb import RunDB, effective_status
+from ..rundb import RunDB
 from ..run_inputs import parse_assignments, read_inputs_file
 from ..secrets import Redactor, looks_like_credential
 from ..store import RunStore, flow_hash, new_run_id
@@ -182,18 +182,10 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
                    rpm: float | None = None, tpm: float | None = None) -> DatasetResult:
     """``flowrun resume RUN`` of a dataset run: rows that succeeded (and, without
     ``retry_failed``, rows that failed) are kept; the others run."""
-    from ..resume import flow_changes
+    from ..resume import flow_changes, resumable
 
     try:
-        run_id, status = row["id"], effective_status(row)
-        if status == "running":
-            raise UsageError(f"run {run_id} is still running (pid {row['pid']} on {row['host']})",
-                             hint="wait for it to finish, or stop it, then resume")
-        flow_path = row["flow_path"]
-        if not flow_path or not Path(flow_path).is_file():
-            raise UsageError(f"run {run_id}: its flow file {flow_path} is gone",
-                             hint="put the flow file back where it was to resume the run")
-        plan = load_plan(flow_path)
+        run_id, status, flow_path, plan = resumable(row)
         if flow_hash(plan.file.text) != row["flow_hash"] and not allow_changes:
             changes = flow_changes(row["flow_text"] or "", plan.file.text)
             raise UsageError(f"the flow file {flow_path} changed since run {run_id}: " + "; ".join(changes),
