@@ -204,7 +204,7 @@ async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
     await _wait(emulator)
     if job.status == "cancelling":
         return await _finish(emulator, job)
-    lines, errors = parse_lines(data, job.data["endpoint"])
+    lines, errors = await asyncio.to_thread(parse_lines, data, job.data["endpoint"])  # up to 200 MB
     if errors:
         return _fail(job, errors)
     model = lines[0].body["model"]

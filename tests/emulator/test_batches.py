@@ -355,7 +355,7 @@ def test_batch_lines_leave_the_http_quota_and_faults_alone(http, client):
     assert _rows(client, stream.error_file_id)["s"]["response"]["status_code"] == 400
 
 
-def test_settings_from_env_and_control_route(http):
+def test_settings_from_env_and_control_route(http, emu):
     emulator = Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_DELAY_MS": "5",
                                           "FLOWRUN_EMULATOR_BATCH_TOKEN_LIMIT": "gpt-4.1=100,*=50",
                                           "FLOWRUN_EMULATOR_BATCH_MAX_LINES": "10"})
@@ -369,7 +369,7 @@ def test_settings_from_env_and_control_route(http):
         Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_DELAY_MS": "soon"})
     with pytest.raises(ValueError, match="MODEL=N"):
         Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_TOKEN_LIMIT": "=5"})
-    shown = _settings(http, token_limit="7", delay_ms=1)
+    shown = emu.batch_settings(token_limit="7", delay_ms=1)
     assert shown["token_limit"] == {"*": 7} and shown["delay_ms"] == 1 and shown["batches"] == 0
     bad = http.post("/_emulator/batches", json={"speed": 1})
     assert bad.status_code == 400 and "unknown batch settings" in bad.json()["error"]["message"]
