@@ -28,6 +28,9 @@ line an expired batch did not reach goes there with ``response: null`` and
 running exceed it fails while validating with ``errors.data[0].code`` =
 ``token_limit_exceeded``; wait for running batches to finish and submit again.
 
+A cancel cuts the processing delay short: the line running finishes, the files are
+written and the batch is ``cancelled`` at once.
+
 Timing and faults: ``delay_ms`` (:mod:`.batch_settings`) and the ``line@`` / ``expire@``
 fault rules (:mod:`.batch_faults`). Batch lines are not journaled (the journal holds HTTP
 requests: ``POST /v1/files``, ``POST /v1/batches``, ...) and do not use the HTTP fault queue
@@ -80,6 +83,7 @@ class BatchJob:
     task: asyncio.Task | None = None
     loop: asyncio.AbstractEventLoop | None = None
     dropped: bool = False  # the emulator was reset: write nothing more
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set by a cancel
 
     @property
     def id(self) -> str:
@@ -151,9 +155,16 @@ def batch_store(emulator: Any) -> BatchStore:
 # ------------------------------------------------------------------ processing
 
 
-async def _wait(emulator: Any) -> None:
+async def _wait(emulator: Any, job: BatchJob) -> None:
+    """The processing delay (at least one turn of the loop); a cancel cuts it short."""
     delay = batch_settings(emulator).delay_ms
-    await asyncio.sleep(delay / 1000 if delay else 0)
+    if not delay or job.status == "cancelling":
+        await asyncio.sleep(0)
+        return
+    try:
+        await asyncio.wait_for(job.wake.wait(), delay / 1000)
+    except asyncio.TimeoutError:
+        pass
 
 
 async def _run_line(emulator: Any, job: BatchJob, line: Line) -> None:
@@ -201,7 +212,7 @@ def _fail(job: BatchJob, errors: list[dict[str, Any]]) -> None:
 
 async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
     store = batch_store(emulator)
-    await _wait(emulator)
+    await _wait(emulator, job)
     if job.status == "cancelling":
         return await _finish(emulator, job)
     lines, errors = await asyncio.to_thread(parse_lines, data, job.data["endpoint"])  # up to 200 MB
@@ -230,7 +241,9 @@ async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
                 break
             if expire_after is not None and index >= expire_after:
                 return await _expire(emulator, job, lines[index:])
-            await _wait(emulator)
+            await _wait(emulator, job)
+            if job.status == "cancelling" or job.dropped:
+                break
             await _run_line(emulator, job, line)
         if job.status != "cancelling":
             job.set_status("finalizing")
@@ -256,7 +269,7 @@ async def _expire(emulator: Any, job: BatchJob, left: list[Line]) -> None:
 
 async def _finish(emulator: Any, job: BatchJob, status: str | None = None) -> None:
     """Write the output and error files, then the terminal status."""
-    await _wait(emulator)
+    await _wait(emulator, job)
     if job.dropped:
         return
     files = file_store(emulator)
@@ -345,6 +358,7 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
         job = store.get(request.path_params["batch_id"])
         if job.status in ("validating", "in_progress", "finalizing"):
             job.set_status("cancelling")
+            job.wake.set()
         elif job.status not in ("cancelling", "cancelled"):
             raise APIError(409, f"Cannot cancel a batch with status '{job.status}'.", param="batch_id",
                            code="invalid_state")

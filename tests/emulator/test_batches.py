@@ -85,8 +85,14 @@ def test_outputs_equal_the_direct_responses_and_conform(server, http, client, lo
               for name, body in BODIES.items()}
     http.post("/_emulator/reset").raise_for_status()
     load_script(SCRIPT)
-    created = _submit(client, [_line(name, body) for name, body in BODIES.items()], metadata={"job": "nightly"})
-    assert created.status == "validating" and created.model == "gpt-4.1"
+    upload = client.files.create(file=("requests.jsonl", _jsonl([_line(n, b) for n, b in BODIES.items()])),
+                                 purpose="batch")
+    raw = http.post("/v1/batches", json={"input_file_id": upload.id, "endpoint": "/v1/responses",
+                                         "completion_window": "24h", "metadata": {"job": "nightly"}})
+    assert raw.status_code == 200
+    assert_conforms("Batch", raw.json())
+    created = client.batches.retrieve(raw.json()["id"])
+    assert raw.json()["status"] == "validating" and created.model == "gpt-4.1"
     done = _wait(client, created.id)
     assert done.status == "completed", done.errors
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 5, 0)
@@ -194,12 +200,17 @@ def test_bad_fault_rules_are_refused(http):
 def test_cancel_keeps_the_lines_already_done(http, client):
     _settings(http, pause_after=2)
     created = _submit(client, [_line(f"c{i}", {"model": "m", "input": f"n{i}"}) for i in range(5)])
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())  # validating or in progress
     paused = _wait(client, created.id, lambda b: b.request_counts.completed == 2)
     assert paused.status == "in_progress"
-    cancelling = client.batches.cancel(created.id)
-    assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())
+    raw = http.post(f"/v1/batches/{created.id}/cancel")
+    assert raw.status_code == 200
+    assert_conforms("Batch", raw.json())
+    assert raw.json()["status"] == "cancelling" and raw.json()["cancelling_at"] >= raw.json()["in_progress_at"]
     done = _wait(client, created.id)
     assert done.status == "cancelled" and done.cancelled_at >= done.cancelling_at
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 2, 0)
     assert sorted(_rows(client, done.output_file_id)) == ["c0", "c1"]
     assert client.batches.cancel(created.id).status == "cancelled"  # cancelling again changes nothing
@@ -212,8 +223,9 @@ def test_cancel_keeps_the_lines_already_done(http, client):
 
 
 def test_cancel_while_validating(http, client):
-    _settings(http, delay_ms=200)
+    _settings(http, delay_ms=600_000)  # validating for ten minutes, unless cancelled
     created = _submit(client, [_line("v", {"model": "m", "input": "v"})])
+    assert client.batches.retrieve(created.id).status == "validating"
     assert client.batches.cancel(created.id).status == "cancelling"
     done = _wait(client, created.id)
     assert done.status == "cancelled" and done.in_progress_at is None and done.output_file_id is None
