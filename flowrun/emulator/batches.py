@@ -54,7 +54,7 @@ from .batch_input import Line, check_upload, estimate_tokens, first_model, parse
 from .batch_settings import batch_settings, reset_settings, settings_from_env
 from .conformance import check_body, load_subset
 from .errors import APIError, not_found
-from .files import UPLOAD_CHECKS, file_store
+from .files import BATCH_FILE_SECONDS, UPLOAD_CHECKS, expiry_seconds, file_store
 from .model import new_id
 from .server import _int_param, register_control_routes, register_routes
 from .service import FROM_ENV_HOOKS, IN_BATCH, RESET_HOOKS, JSONAnswer
@@ -84,6 +84,7 @@ class BatchJob:
     loop: asyncio.AbstractEventLoop | None = None
     dropped: bool = False  # the emulator was reset: write nothing more
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # set by a cancel
+    file_seconds: int = BATCH_FILE_SECONDS  # output and error files expire after this
 
     @property
     def id(self) -> str:
@@ -276,7 +277,8 @@ async def _finish(emulator: Any, job: BatchJob, status: str | None = None) -> No
     for key, rows, name in (("output_file_id", job.outputs, "output"), ("error_file_id", job.errors, "error")):
         if rows:
             text = "\n".join(rows) + "\n"
-            job.data[key] = files.add(text.encode("utf-8"), f"{job.id}_{name}.jsonl", "batch_output").id
+            job.data[key] = files.add(text.encode("utf-8"), f"{job.id}_{name}.jsonl", "batch_output",
+                                      job.file_seconds).id
     job.set_status(status or ("cancelled" if job.status == "cancelling" else "completed"))
 
 
@@ -328,6 +330,8 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
             raise APIError(400, f"The input file {source.id} has purpose {source.purpose!r}; upload it with "
                            "purpose 'batch'.", param="input_file_id", code="invalid_value")
         job = _new_job(body, source.data)
+        if body.get("output_expires_after") is not None:
+            job.file_seconds = expiry_seconds(body["output_expires_after"], "output_expires_after")
         store.add(job)
         job.loop = asyncio.get_running_loop()
         job.task = job.loop.create_task(_guarded(emulator, job, source.data))

@@ -386,3 +386,21 @@ def test_settings_from_env_and_control_route(http, emu):
     bad = http.post("/_emulator/batches", json={"speed": 1})
     assert bad.status_code == 400 and "unknown batch settings" in bad.json()["error"]["message"]
     assert http.post("/_emulator/batches", json={"max_lines": 0}).status_code == 400
+
+
+def test_file_expiry(http, client):
+    lines = _jsonl([_line("a", {"model": "m", "input": "x"})])
+    default = client.files.create(file=("a.jsonl", lines), purpose="batch")
+    assert default.expires_at == default.created_at + 30 * 24 * 3600
+    short = client.files.create(file=("b.jsonl", lines), purpose="batch",
+                                expires_after={"anchor": "created_at", "seconds": 7200})
+    assert short.expires_at == short.created_at + 7200
+    assert_conforms("OpenAIFile", http.get(f"/v1/files/{short.id}").json())
+    with pytest.raises(openai.BadRequestError, match="3600"):
+        client.files.create(file=("c.jsonl", lines), purpose="batch",
+                            expires_after={"anchor": "created_at", "seconds": 60})
+    assert client.files.create(file=("n.txt", b"x"), purpose="user_data").expires_at is None
+    batch = client.batches.create(input_file_id=short.id, endpoint="/v1/responses", completion_window="24h",
+                                  output_expires_after={"anchor": "created_at", "seconds": 3600})
+    out = client.files.retrieve(_wait(client, batch.id).output_file_id)
+    assert out.expires_at == out.created_at + 3600
