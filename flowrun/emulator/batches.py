@@ -61,8 +61,7 @@ from .service import FROM_ENV_HOOKS, IN_BATCH, RESET_HOOKS, JSONAnswer
 
 ENDPOINT = "/v1/responses"
 WINDOW_SECONDS = 24 * 3600
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-RUNNING = ("in_progress", "finalizing", "cancelling")
+TERMINAL = ("completed", "failed", "expired", "cancelled")  # a batch in one of these is done
 
 
 def _usage() -> dict[str, Any]:
@@ -217,6 +216,8 @@ async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
     if job.status == "cancelling":
         return await _finish(emulator, job)
     lines, errors = await asyncio.to_thread(parse_lines, data, job.data["endpoint"])  # up to 200 MB
+    if job.status == "cancelling" or job.dropped:
+        return await _finish(emulator, job)
     if errors:
         return _fail(job, errors)
     model = lines[0].body["model"]
@@ -276,9 +277,9 @@ async def _finish(emulator: Any, job: BatchJob, status: str | None = None) -> No
     files = file_store(emulator)
     for key, rows, name in (("output_file_id", job.outputs, "output"), ("error_file_id", job.errors, "error")):
         if rows:
-            text = "\n".join(rows) + "\n"
-            job.data[key] = files.add(text.encode("utf-8"), f"{job.id}_{name}.jsonl", "batch_output",
-                                      job.file_seconds).id
+            # a lone surrogate (a script's "\udc80") goes out as its JSON escape, as the server sends it
+            text = ("\n".join(rows) + "\n").encode("utf-8", "backslashreplace")
+            job.data[key] = files.add(text, f"{job.id}_{name}.jsonl", "batch_output", job.file_seconds).id
     job.set_status(status or ("cancelled" if job.status == "cancelling" else "completed"))
 
 

@@ -145,7 +145,8 @@ def test_responses_chain_across_batches_and_tool_loops(client):
 
 
 def test_line_faults_fail_chosen_lines_and_bad_bodies_fail_alone(http, client):
-    http.post("/_emulator/faults", json={"spec": "line@every=3:status=500,line@id=keep-*x1:status=429"}).raise_for_status()
+    spec = "line@every=3:status=500,line@id=keep-*x1:status=429"
+    http.post("/_emulator/faults", json={"spec": spec}).raise_for_status()
     lines = [_line("keep-1", {"model": "m", "input": "k"}),
              _line("bad", {"model": "m", "input": "x", "temprature": 1})]
     lines += [_line(f"row-{i}", {"model": "m", "input": f"q{i}"}) for i in range(1, 8)]  # lines 3..9
