@@ -405,3 +405,16 @@ def test_file_expiry(http, client):
                                   output_expires_after={"anchor": "created_at", "seconds": 3600})
     out = client.files.retrieve(_wait(client, batch.id).output_file_id)
     assert out.expires_at == out.created_at + 3600
+
+
+def test_reset_drops_running_batches(http, client):
+    _settings(http, pause_after=1)
+    running = _submit(client, [_line(f"p{i}", {"model": "m", "input": "p"}) for i in range(3)])
+    _wait(client, running.id, lambda b: b.request_counts.completed == 1)
+    http.post("/_emulator/reset").raise_for_status()  # settings back to the defaults, too
+    assert client.batches.list().data == [] and client.files.list().data == []
+    with pytest.raises(openai.NotFoundError):
+        client.batches.retrieve(running.id)
+    fresh = _wait(client, _submit(client, [_line("n", {"model": "m", "input": "n"})]).id)
+    assert fresh.status == "completed"
+    assert [f.purpose for f in client.files.list().data] == ["batch", "batch_output"]  # nothing from the old one
