@@ -46,7 +46,7 @@ HOSTED_TOOLS = {  # output item -> (tool name, gen_ai.tool.type); run by the ser
 }
 LOCAL_TOOLS = {  # output item -> tool name; run by flowrun (function calls: tool_call)
     "custom_tool_call": None, "shell_call": "shell", "local_shell_call": "local_shell",
-    "apply_patch_call": "apply_patch",
+    "apply_patch_call": "apply_patch", "computer_call": "computer",
 }
 CLIENT_CALLS = ("function_call", "custom_tool_call", "shell_call", "local_shell_call",
                 "apply_patch_call", "computer_call", "mcp_approval_request")
@@ -292,7 +292,8 @@ class OtelTracer(Tracer):
             finally:
                 outcome = ctx.outcomes[step_id]
                 span.set_attributes({"flowrun.step.status": outcome.status,
-                                     **usage_attributes(outcome.usage)})
+                                     **usage_attributes(outcome.usage),
+                                     **_reuse(ctx, step_id, outcome.result)})
                 if outcome.items is not None:
                     span.set_attribute("flowrun.step.items", len(outcome.items))
                 if outcome.status == "failed":
@@ -309,7 +310,8 @@ class OtelTracer(Tracer):
                 yield NOTHING
             finally:
                 result = sc.result
-                span.set_attributes({"flowrun.step.status": result.status, **usage_attributes(result.usage)})
+                span.set_attributes({"flowrun.step.status": result.status, **usage_attributes(result.usage),
+                                     **_reuse(sc.run, sc.key, result)})
                 if result.status == "failed":
                     _fail(span, result.error_type or "_OTHER", result.error)
 
@@ -398,6 +400,18 @@ class OtelTracer(Tracer):
         env = {k: v for k, v in os.environ.items() if k not in ("TRACEPARENT", "TRACESTATE")}
         env.update({k.upper(): v for k, v in carrier.items()})
         return env
+
+
+def _reuse(ctx: Any, key: str, result: Any) -> dict[str, bool]:
+    """Whether the result came from an earlier attempt of the run (a resume) or the step
+    cache: no model call spans below it then."""
+    out = {}
+    journal = getattr(ctx.store, "journal", None)
+    if journal is not None and key in getattr(journal, "reused", ()):
+        out["flowrun.step.reused"] = True
+    if getattr(result, "cached", False):
+        out["flowrun.step.cached"] = True
+    return out
 
 
 def _first_error_type(runner: Any) -> str:

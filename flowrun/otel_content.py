@@ -31,6 +31,8 @@ def _parse(arguments: Any) -> Any:
 
 def _shorten(value: Any) -> Any:
     if isinstance(value, str):
+        if value.startswith("data:"):  # an inline screenshot, image or file: never its bytes
+            return f"data:(inline, {len(value)} characters)"
         return value if len(value) <= MAX_STRING else f"{value[:200]}... [{len(value)} characters]"
     if isinstance(value, dict):
         return {k: _shorten(v) for k, v in value.items()}
