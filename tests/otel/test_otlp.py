@@ -168,3 +168,41 @@ def test_a_dataset_run_is_one_trace_with_a_span_per_row(tmp_path, receiver):
     steps = receiver.named("invoke_agent ask")
     assert sorted(s["parent"] for s in steps) == sorted(s["span_id"] for s in row_spans)
     assert len(receiver.named("chat gpt-4.1")) == 2
+
+
+def test_a_resumed_run_is_traced_with_its_attempt_and_reused_steps(tmp_path, receiver):
+    write(tmp_path / "checks.py", '''
+def check(mode: str) -> str:
+    if mode != "ok":
+        raise ValueError("not ok yet")
+    return "fine"
+''')
+    flow = write(tmp_path / "flow.yaml", """
+name: again
+inputs:
+  mode: string
+steps:
+  ask:
+    input: Hello
+  check:
+    python: checks:check
+    with: {mode: "{{ inputs.mode }}"}
+    needs: [ask]
+""")
+    runs = str(tmp_path / "runs")
+    first = flowrun_cli("run", str(flow), "-i", "mode=bad", "--provider", "emulator", "--json",
+                        "--run-dir", runs, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr
+    assert receiver.spans == []  # not traced: neither --otel nor an endpoint
+    run_id = json.loads(first.stdout)["run_id"]
+    again = flowrun_cli("resume", run_id, "-i", "mode=ok", "--json", "--run-dir", runs, "--otel",
+                        cwd=tmp_path, env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{receiver.url}/v1/traces"})
+    assert again.returncode == 0, again.stderr
+    root = receiver.one("invoke_workflow again")
+    assert root["attributes"]["flowrun.run.id"] == run_id
+    assert root["attributes"]["flowrun.run.attempt"] == 2
+    ask, check = receiver.one("invoke_agent ask"), receiver.one("step check")
+    assert ask["attributes"]["flowrun.step.reused"] is True
+    assert "flowrun.step.reused" not in check["attributes"]
+    assert check["attributes"]["flowrun.step.status"] == "succeeded"
+    assert receiver.named("chat gpt-4.1") == []  # the reused step made no request
