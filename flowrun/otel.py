@@ -204,6 +204,10 @@ class OtelTracer(Tracer):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            # the process's provider too, unless one is set: spans a Python tool (or a library
+            # it instruments) makes go to the same place, as children of its execute_tool span
+            trace.set_tracer_provider(provider)
         return cls(provider, content)
 
     def shutdown(self) -> None:

@@ -116,6 +116,9 @@ def start(flag: bool = False, content: bool = False, environ: Mapping[str, str] 
     if not wanted(flag, environ):
         return current()
     try:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+
         from . import otel
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "opentelemetry"

@@ -16,7 +16,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from flowkit import flowrun_cli, write
 
-from test_spans import PROBE_PY, TOOLS_PY  # type: ignore[import-not-found]
+from test_spans import PROBE_PY  # type: ignore[import-not-found]
+
+TRACED_TOOLS_PY = '''
+from opentelemetry import trace
+
+
+def weather(city: str) -> dict:
+    """Weather for a city, looked up in a span of its own."""
+    with trace.get_tracer("weather-tool").start_as_current_span("lookup forecast") as span:
+        span.set_attribute("city", city)
+        return {"city": city, "temp": 21}
+'''
 
 
 def _value(any_value):
@@ -111,7 +122,7 @@ steps:
 
 
 def test_flowrun_run_sends_its_spans_to_the_otlp_endpoint(tmp_path, receiver):
-    write(tmp_path / "tools.py", TOOLS_PY)
+    write(tmp_path / "tools.py", TRACED_TOOLS_PY)
     write(tmp_path / "probe.py", PROBE_PY)
     write(tmp_path / "flow.emulator.yaml", SCRIPT)
     flow = write(tmp_path / "flow.yaml", FLOW)
@@ -142,6 +153,9 @@ def test_flowrun_run_sends_its_spans_to_the_otlp_endpoint(tmp_path, receiver):
         assert "gen_ai.input.messages" not in chat["attributes"]
     assert weather["parent"] == probe["parent"] == step["span_id"]
     assert probe["attributes"]["gen_ai.tool.call.id"] == "call_p"
+    own = receiver.one("lookup forecast")  # a span the Python tool made itself
+    assert own["parent"] == weather["span_id"] and own["scope"] == "weather-tool"
+    assert own["attributes"]["city"] == "Paris"
     assert {s["trace_id"] for s in receiver.spans} == {root["trace_id"]}
 
     traceparent = json.loads(out["outputs"]["probe"])["traceparent"]
