@@ -266,3 +266,30 @@ def test_a_run_continues_the_trace_it_was_started_in(tmp_path, emu, spans, monke
     root = spans.one("invoke_workflow child")
     assert hex_id(root.context.trace_id, 32) == trace_id
     assert hex_id(root.parent.span_id, 16) == parent
+
+
+def test_streamed_and_background_turns_on_azure(tmp_path, emu, spans):
+    result = run_flow(tmp_path, emu, """
+name: modes
+defaults: {model: gpt-4.1-mini}
+steps:
+  streamed:
+    input: Stream this
+    stream: true
+  later:
+    input: Take your time
+    background: true
+    poll_interval: 50ms
+""", provider=emu.azure_provider())
+    assert result.status == "succeeded", result.error
+    rec = record(result)
+    chats = {s.attributes["flowrun.step.id"]: s for s in spans.named("chat gpt-4.1-mini")}
+    assert set(chats) == {"streamed", "later"}
+    for step, chat in chats.items():
+        assert chat.attributes["gen_ai.provider.name"] == "azure.ai.openai"
+        assert chat.attributes["gen_ai.response.id"] == rec["steps"][step]["response_id"]
+        assert chat.attributes["gen_ai.usage.output_tokens"] == rec["steps"][step]["usage"]["output_tokens"]
+    assert chats["streamed"].attributes["gen_ai.request.stream"] is True
+    assert "gen_ai.request.stream" not in chats["later"].attributes
+    assert spans.one("invoke_agent later").attributes["gen_ai.provider.name"] == "azure.ai.openai"
+    assert spans.one("invoke_workflow modes").attributes["gen_ai.provider.name"] == "azure.ai.openai"
