@@ -293,3 +293,37 @@ steps:
     assert "gen_ai.request.stream" not in chats["later"].attributes
     assert spans.one("invoke_agent later").attributes["gen_ai.provider.name"] == "azure.ai.openai"
     assert spans.one("invoke_workflow modes").attributes["gen_ai.provider.name"] == "azure.ai.openai"
+
+
+def test_custom_and_shell_calls_are_execute_tool_spans(tmp_path, emu, spans):
+    write(tmp_path / "tools.py", 'def set_version(text: str) -> str:\n    return "set " + text\n')
+    emu.script({"steps": {"fix": [
+        {"custom_tool_call": {"name": "version", "input": "1.2.3"}},
+        {"shell_call": "echo hello"},
+        {"default_rule": True}]}})
+    result = run_flow(tmp_path, emu, """
+name: workshop
+tools:
+  version:
+    custom: {python: "tools:set_version", description: Sets the version.}
+  sh:
+    shell: {allow: [echo]}
+steps:
+  fix:
+    workspace: {}
+    input: Set the version and say hello.
+    tools: [version, sh]
+""")
+    assert result.status == "succeeded", result.error
+    step = spans.one("invoke_agent fix")
+    custom, shell = spans.one("execute_tool version"), spans.one("execute_tool shell")
+    chats = sorted(spans.named("chat gpt-4.1"), key=lambda s: s.start_time)
+    assert len(chats) == 3
+    for tool, after in ((custom, chats[1]), (shell, chats[2])):
+        assert spans.parent(tool) is step
+        assert tool.attributes["gen_ai.tool.type"] == "function"
+        assert tool.end_time <= after.start_time
+    calls = {c["kind"]: c for c in record(result)["steps"]["fix"]["tool_calls"]}
+    assert custom.attributes["flowrun.tool.kind"] == "custom_tool_call"
+    assert custom.attributes["gen_ai.tool.call.id"] == calls["custom"]["call_id"]
+    assert shell.attributes["flowrun.tool.kind"] == "shell_call"
