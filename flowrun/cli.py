@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
+from .tracing import otel_options
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
@@ -230,6 +231,7 @@ def schema(tests: bool) -> None:
                    "MCP tools only with cache: true), or for none (default: as the flow's "
                    "cache: says). Place: $FLOWRUN_CACHE_DIR.")
 @handle_errors
+@otel_options
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,

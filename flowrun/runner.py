@@ -17,6 +17,7 @@ from .context import RunContext, StepContext
 from .durable import Resumption, open_journal
 from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
 from .hooks import RunHooks
+from .tracing import current as tracer
 from .plan import Plan
 from .results import (
     CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult, add_usage,
@@ -214,6 +215,10 @@ class Runner:
         self.save_soon()
 
     async def run_step(self, sid: str) -> str:
+        with tracer().step(self, sid):
+            return await self._step(sid)
+
+    async def _step(self, sid: str) -> str:
         step = self.plan.step(sid)
         outcome = self.ctx.outcomes[sid]
         outcome.started_at = time.time()
@@ -267,10 +272,12 @@ class Runner:
         async def one(i: int, value: Any) -> None:
             sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
             if limit is None:
-                await self._run_one(sc)
+                with tracer().item(sc):
+                    await self._run_one(sc)
             else:
                 async with limit:
-                    await self._run_one(sc)
+                    with tracer().item(sc):
+                        await self._run_one(sc)
 
         await asyncio.gather(*(one(i, v) for i, v in enumerate(values)))
         failed = [r for r in results if r.status != SUCCEEDED]
@@ -347,6 +354,10 @@ class Runner:
         self.outputs = outputs
 
     async def run(self) -> RunResult:
+        with tracer().run(self):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         options = {
             sid: NodeOptions(
                 continue_on_error=self.plan.step(sid).continue_on_error,
