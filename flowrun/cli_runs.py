@@ -79,8 +79,11 @@ def runs(flow_name: str | None, status: str | None, limit: int, as_json: bool, r
     from .history import runs_table, runs_view
     from .resume import open_store
 
+    from .dead_runs import settle
+
     db = open_store(run_dir)
     try:
+        settle(db)  # runs whose process died are recorded as interrupted
         rows = runs_view(db, flow_name, status, limit)
     finally:
         db.close()

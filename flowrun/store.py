@@ -16,8 +16,9 @@ import secrets as _random
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .crash_points import Point, armed
 from .errors import ExecutionError
 from .jsontext import dumps
 from .secrets import Redactor
@@ -72,7 +73,12 @@ class RunStore:
 
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
-        self._write_json(self.dir / "record.json", record)
+        pauser = armed()  # a test's crash points (flowrun.crash_points); None otherwise
+        if pauser is None:
+            self._write_json(self.dir / "record.json", record)
+            return
+        with Point(pauser, "export", self.run_id) as point:
+            self._write_json(self.dir / "record.json", record, point.inside)
 
     def read_record(self) -> dict[str, Any]:
         return json.loads((self.dir / "record.json").read_text())
@@ -110,12 +116,14 @@ class RunStore:
         return path
 
     # -- io ------------------------------------------------------------------------------
-    def _write_json(self, path: Path, value: Any) -> None:
+    def _write_json(self, path: Path, value: Any, written: Callable[[], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = dumps(self.redactor.deep(value), indent=2, default=str)
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(text + "\n", encoding="utf-8")
+            if written is not None:
+                written()
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half-written file behind

@@ -14,6 +14,7 @@ from flowkit import record, run_flow, write
 from storekit import db_rows
 
 from flowrun.cli import main
+from flowrun.dead_runs import settle
 from flowrun.history import runs_view
 from flowrun.rundb import RunDB, process_token
 
@@ -77,26 +78,47 @@ def _dead_pid() -> int:
     return int(proc.stdout)
 
 
+def _as_kill9_leaves_it(db: RunDB, result, pid: int, token: str | None = None) -> None:
+    """The store and record.json as ``kill -9`` leaves them: still ``running``."""
+    db.conn.execute("UPDATE runs SET status='running', pid=?, start_token=?, ended=NULL", (pid, token))
+    db.conn.execute("UPDATE attempts SET status='running'")
+    db.conn.execute("UPDATE steps SET status='running'")
+    rec = record(result)
+    rec["status"] = rec["steps"]["a"]["status"] = "running"
+    (result.run_dir / "record.json").write_text(json.dumps(rec))
+
+
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path, emu):
     result = run_flow(tmp_path, emu, "name: dies\nsteps:\n  a: {input: hi}\n")
     runs = tmp_path / "runs"
     db = RunDB.at(runs)
-    # as kill -9 leaves it: still `running`, its process gone (or its pid reused)
-    db.conn.execute("UPDATE runs SET status='running', pid=?, ended=NULL", (_dead_pid(),))
-    db.conn.execute("UPDATE steps SET status='running'")
+    # a live process with the run's pid and start time: still running, nothing settled
+    _as_kill9_leaves_it(db, result, os.getpid(), process_token(os.getpid()))
+    assert runs_view(db, None, None, 5)[0]["status"] == "running"
+    assert settle(db) == [] and record(result)["status"] == "running"
+    assert runs_view(db, None, "interrupted", 5) == []
+    # the pid of a live process that started later is not the run's process
+    db.conn.execute("UPDATE runs SET start_token='1'")
+    assert runs_view(db, None, None, 5)[0]["status"] == "interrupted"
+    # its process gone: `flowrun runs` shows it interrupted, and records it so
+    _as_kill9_leaves_it(db, result, _dead_pid())
     cli = CliRunner()
     out = cli.invoke(main, ["runs", "--run-dir", str(runs), "--json"])
     assert out.exit_code == 0, out.output
     assert [r["status"] for r in json.loads(out.output)] == ["interrupted"]
+    assert db_rows(runs, "SELECT status FROM runs") == [{"status": "interrupted"}]
+    assert db_rows(runs, "SELECT status FROM attempts") == [{"status": "interrupted"}]
+    rec = record(result)
+    assert rec["status"] == "interrupted" and rec["steps"]["a"]["status"] == "interrupted"
+    assert "died" in rec["error"] and [a["status"] for a in rec["attempts"]] == ["interrupted"]
+    assert [r["run_id"] for r in runs_view(db, None, "interrupted", 5)] == [result.run_id]
+    assert "interrupted" in cli.invoke(main, ["runs", "--run-dir", str(runs)]).output
+    # `flowrun show` settles the run it shows
+    _as_kill9_leaves_it(db, result, _dead_pid())
     shown = json.loads(cli.invoke(main, ["show", result.run_id, "--run-dir", str(runs), "--json"]).output)
     assert shown["status"] == "interrupted" and shown["steps"]["a"]["status"] == "interrupted"
-    assert "interrupted" in cli.invoke(main, ["runs", "--run-dir", str(runs)]).output
-    # the pid of a live process that started later is not the run's process either
-    db.conn.execute("UPDATE runs SET pid=?, start_token='1'", (os.getpid(),))
-    assert runs_view(db, None, None, 5)[0]["status"] == "interrupted"
-    db.conn.execute("UPDATE runs SET start_token=?", (process_token(os.getpid()),))
-    assert runs_view(db, None, None, 5)[0]["status"] == "running"
-    assert runs_view(db, None, "interrupted", 5) == []
+    assert shown["attempts"][0]["status"] == "interrupted"
+    assert record(result)["status"] == "interrupted"
     db.close()
 
 
