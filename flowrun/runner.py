@@ -488,6 +488,8 @@ async def run_plan(
                          hint="choose another --run-dir") from None
     if durable or resume is not None:
         store.journal = open_journal(run_root, store.run_id, redactor, resume)
+    if resume is not None:
+        store.clear_stale_files()
     ctx = RunContext(
         plan=plan,
         client=client,

@@ -71,6 +71,13 @@ class RunStore:
         # the run's side of the run store (flowrun.durable.RunJournal); None for sub-flows
         self.journal: Any = None
 
+    def clear_stale_files(self) -> None:
+        """Remove the half-done exports a killed process left (``*.tmp``: written, never
+        renamed into place). Only for a run no other process is writing (a resume)."""
+        for tmp in self.dir.rglob("*.tmp"):
+            if f".{os.getpid()}." not in tmp.name:
+                tmp.unlink(missing_ok=True)
+
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
         pauser = armed()  # a test's crash points (flowrun.crash_points); None otherwise

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 
 from click.testing import CliRunner
 from flowkit import record, run_flow, write
-from storekit import db_rows
+from storekit import db_rows, resume_here, step_keys
 
 from flowrun.cli import main
 from flowrun.dead_runs import settle
@@ -184,3 +185,65 @@ def test_show_a_step_with_secrets_masked(tmp_path, emu, monkeypatch):
     assert missing.exit_code == 2 and "no step 'nope'" in missing.output and "ask" in missing.output
     none = cli.invoke(main, ["runs", "--run-dir", str(tmp_path / "elsewhere")])
     assert none.exit_code == 2 and "no run store" in none.output and "Traceback" not in none.output
+
+
+def _refuse_writes(runs, table: str, when: str) -> None:
+    """A real SQLite failure on some writes: a trigger that aborts them as a full disk does."""
+    conn = sqlite3.connect(runs / "flowrun.db")
+    conn.execute(f"CREATE TRIGGER full_{table} BEFORE INSERT ON {table} WHEN {when}"
+                 " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    conn.commit()
+    conn.close()
+
+
+def test_a_failing_store_write_fails_the_step_with_a_clear_error(tmp_path, emu):
+    flow = """
+        name: full-disk
+        steps:
+          a: {input: "Say hi"}
+          b: {input: "Expand {{ steps.a.text }}"}
+          c: {input: "Summarise {{ steps.b.text }}"}
+          e: {for_each: [one, two], input: "Item {{ item }}", continue_on_error: true}
+    """
+    runs = tmp_path / "runs"
+    run_flow(tmp_path, emu, "name: first\nsteps:\n  a: {input: hi}\n")  # the store exists
+    _refuse_writes(runs, "steps", "NEW.key IN ('b', 'e.1') AND NEW.status = 'succeeded'")
+    first = run_flow(tmp_path, emu, flow, max_concurrency=1)
+    assert first.status == "failed"
+    b = first.steps["b"]
+    assert b.status == "failed" and b.error is not None
+    assert "cannot write to the run store" in b.error and "saving step b" in b.error
+    assert "database or disk is full" in b.error and "flowrun resume" in b.error
+    item = first.steps["e"].items[1]
+    assert item.status == "failed" and item.error_type == "StoreError" and "saving item e.1" in item.error
+    assert first.error.startswith("step ") and "cannot write to the run store" in first.error
+    assert first.steps["c"].status == "skipped"
+    rec = record(first)
+    assert rec["steps"]["b"]["status"] == "failed" and "disk is full" in rec["steps"]["b"]["error"]
+    # the disk has room again: resume re-runs what was not saved, and what depends on it
+    conn = sqlite3.connect(runs / "flowrun.db")
+    conn.execute("DROP TRIGGER full_steps")
+    conn.commit()
+    conn.close()
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, runs, first.run_id)
+    assert again.status == "succeeded"
+    # b's and e.1's answers were stored with their turns (only their step rows were not):
+    # replayed without a request; c, which never ran, is the only request
+    assert [step_keys(body) for body in emu.bodies()] == ["c"]
+    assert again.steps["b"].result.text == b.result.text
+    assert again.steps["e"].items[1].text == item.text
+    assert db_rows(runs, "SELECT status FROM steps WHERE key IN ('b', 'e.1')") == [{"status": "succeeded"}] * 2
+
+
+def test_a_run_the_store_cannot_record_stops_with_a_clear_error(tmp_path, emu):
+    write(tmp_path / "flow.yaml", "name: full\nsteps:\n  a: {input: hi}\n")
+    runs = tmp_path / "runs"
+    RunDB.at(runs).close()
+    _refuse_writes(runs, "runs", "1")
+    out = CliRunner().invoke(main, ["run", str(tmp_path / "flow.yaml"), "--provider", "emulator",
+                                    "--base-url", emu.base_url, "--run-dir", str(runs)])
+    assert out.exit_code == 1, out.output
+    assert "cannot write to the run store" in out.output and "starting the run" in out.output
+    assert "database or disk is full" in out.output and "Traceback" not in out.output
+    assert emu.bodies() == []  # nothing was sent that could not be recorded
