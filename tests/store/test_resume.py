@@ -185,3 +185,67 @@ def test_chain_rebuilt_from_stored_items_when_the_service_lost_the_response(tmp_
     assert emu.bodies("a") == []
     note = record(again)["steps"]["b"]["chain_rebuilt"][0]
     assert a_id in note and "manual chaining" in note
+
+
+def conversations_created(emu) -> int:
+    return sum(1 for p in emu.paths("POST") if p.rstrip("/").endswith("/conversations"))
+
+
+def test_resume_goes_on_in_the_run_wide_conversation(tmp_path, emu):
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "not now"}}, "second"]}})
+    first = run_flow(tmp_path, emu, """
+        name: shared
+        defaults: {conversation: new}
+        steps:
+          a: {input: "Remember 42"}
+          b: {input: "What number?", needs: [a]}
+    """)
+    assert first.status == "failed" and conversations_created(emu) == 1
+    conv = first.steps["a"].result.conversation_id
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded"
+    assert conversations_created(emu) == 0  # not created again
+    (body,) = emu.bodies("b")
+    assert body["conversation"] == conv and again.steps["b"].result.conversation_id == conv
+    assert emu.bodies("a") == []
+
+
+def test_resumed_tool_loop_goes_on_in_its_own_conversation(tmp_path, emu):
+    write(tmp_path / "tools.py", TOOLS)
+    emu.script({"steps": {"work": [
+        {"function_calls": [{"name": "count", "arguments": {"n": 1}}]},
+        {"function_calls": [{"name": "block", "arguments": {"n": 2}}]},
+        "all done",
+    ]}})
+    flow = """
+        name: own
+        tools:
+          count: {python: tools:count}
+          block: {python: tools:block}
+        steps:
+          work: {input: "Go", tools: [count, block], conversation: new}
+    """
+
+    def cancel_when_blocked(coro):
+        async def go():
+            task = asyncio.ensure_future(coro)
+            while not (tmp_path / "blocked").exists():
+                await asyncio.sleep(0.01)
+            task.cancel()
+            try:
+                return await task
+            except Cancelled as exc:
+                return exc.result
+        return asyncio.run(go())
+
+    first = run_flow(tmp_path, emu, flow, runner=cancel_when_blocked)
+    assert first.status == "cancelled" and conversations_created(emu) == 1
+    conv = emu.bodies("work")[0]["conversation"]
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and again.steps["work"].result.text == "all done"
+    assert conversations_created(emu) == 0
+    (body,) = emu.bodies("work")  # turns 0 and 1 replayed from the store
+    assert body["conversation"] == conv and again.steps["work"].result.conversation_id == conv
+    assert (tmp_path / "count.log").read_text().count("called") == 1
