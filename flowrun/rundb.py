@@ -325,7 +325,20 @@ class RunDB:
                   limit: int = 20) -> list[dict[str, Any]]:
         """Recent runs, newest first: one indexed query. ``status`` ``interrupted`` matches
         runs marked running whose process is gone."""
-        where, args = [], []
+        sql, args = self.list_query(flow, status, limit)
+        rows = self._rows(sql, args)
+        for row in rows:
+            row["status"] = effective_status(row)
+        if status in ("running", INTERRUPTED):
+            rows = [r for r in rows if r["status"] == status][:limit]
+        return rows
+
+    @staticmethod
+    def list_query(flow: str | None, status: str | None, limit: int) -> tuple[str, list[Any]]:
+        """The query :meth:`list_runs` makes (running and interrupted runs are few: those
+        are all read, then told apart by their process)."""
+        where: list[str] = []
+        args: list[Any] = []
         if flow:
             where.append("flow_name=?")
             args.append(flow)
@@ -340,12 +353,7 @@ class RunDB:
         if status not in ("running", INTERRUPTED):
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._rows(sql, args)
-        for row in rows:
-            row["status"] = effective_status(row)
-        if status in ("running", INTERRUPTED):
-            rows = [r for r in rows if r["status"] == status][:limit]
-        return rows
+        return sql, args
 
     def dead_runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Runs marked ``running`` whose process is gone (one indexed query)."""
