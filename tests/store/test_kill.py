@@ -314,3 +314,29 @@ def test_background_response_is_reattached_not_created_again(tmp_path, emu, zygo
     assert again.status == "succeeded" and again.steps["slow"].result.response_id == row["response_id"]
     assert len(emu.bodies("slow")) == 1  # polled, not created again
     assert f"/v1/responses/{row['response_id']}" in emu.paths("GET")
+
+
+def test_streamed_background_response_is_reattached_by_its_stream(tmp_path, emu, zygote):
+    write(tmp_path / "flow.yaml", """
+        name: bg-stream
+        steps:
+          slow: {input: "Think hard", background: true, stream: true}
+    """)
+    runs = tmp_path / "runs"
+    ready = tmp_path / "paused.json"
+    # killed right after the response id is stored (its first stream event), mid-stream
+    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json",
+                       {"FLOWRUN_TEST_PAUSE_AT": "turn:1:after", "FLOWRUN_TEST_PAUSE_READY": str(ready)})
+    try:
+        wait_until(lambda: ready.exists(), timeout=60)
+    finally:
+        assert zygote.kill9(pid) == -9
+    (row,) = db_rows(runs, "SELECT * FROM turns")
+    assert row["status"] == "pending" and row["response_id"].startswith("resp_")
+    assert len(emu.bodies("slow")) == 1
+    again = resume_here(emu, runs)
+    assert again.status == "succeeded" and again.steps["slow"].result.response_id == row["response_id"]
+    assert again.steps["slow"].result.text == "[emulator] turn 1: Think hard"
+    assert len(emu.bodies("slow")) == 1  # its stream was followed again, not created again
+    streamed = [e for e in emu.journal() if e["method"] == "GET" and row["response_id"] in e["path"]]
+    assert streamed and "stream=true" in streamed[-1].get("query", "") + streamed[-1]["path"]
