@@ -249,3 +249,48 @@ def test_resumed_tool_loop_goes_on_in_its_own_conversation(tmp_path, emu):
     (body,) = emu.bodies("work")  # turns 0 and 1 replayed from the store
     assert body["conversation"] == conv and again.steps["work"].result.conversation_id == conv
     assert (tmp_path / "count.log").read_text().count("called") == 1
+
+
+def test_resume_cli_by_run_directory_with_the_run_exit_codes(tmp_path, emu):
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "nope"}},
+                                {"error": {"status": 400, "message": "still no"}}, "expanded"]}})
+    first = run_flow(tmp_path, emu, CHAIN)
+    assert first.status == "failed"
+    argv = ["resume", str(first.run_dir), "--provider", "emulator", "--base-url", emu.base_url,
+            "--json", "--run-dir", str(tmp_path / "elsewhere")]  # the directory names its store
+    cli = CliRunner()
+    failed = cli.invoke(main, argv)
+    assert failed.exit_code == 1, failed.output
+    out = json.loads(failed.output)
+    assert (out["run_id"], out["status"]) == (first.run_id, "failed") and "still no" in out["error"]
+    done = cli.invoke(main, argv)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["status"] == "succeeded"
+    attempts = db_rows(tmp_path / "runs", "SELECT n, status FROM attempts ORDER BY n")
+    assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
+
+
+def test_secrets_come_from_the_environment_again_and_are_never_stored(tmp_path, emu, monkeypatch):
+    token = "sk-resume-" + "7" * 24
+    monkeypatch.setenv("API_TOKEN", token)
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "nope"}}, "fine"]}})
+    first = run_flow(tmp_path, emu, """
+        name: secret-resume
+        secrets: [API_TOKEN]
+        steps:
+          a: {input: "Use {{ secrets.API_TOKEN }} for a"}
+          b: {input: "Use {{ secrets.API_TOKEN }} for b"}
+    """)
+    assert first.status == "failed"
+    monkeypatch.delenv("API_TOKEN")
+    with pytest.raises(UsageError) as err:  # not stored: without it, no resume
+        resume_here(emu, tmp_path / "runs")
+    assert "API_TOKEN" in str(err.value) and token not in err.value.format()
+    monkeypatch.setenv("API_TOKEN", token)
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and posted(emu) == ["b"]
+    assert token in emu.bodies("b")[0]["input"]  # sent to the service, from the environment
+    runs = tmp_path / "runs"
+    stored = b"".join(p.read_bytes() for p in runs.rglob("*") if p.is_file())
+    assert token.encode() not in stored and token[:14].encode() not in stored
