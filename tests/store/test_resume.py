@@ -279,7 +279,7 @@ def test_secrets_come_from_the_environment_again_and_are_never_stored(tmp_path, 
         secrets: [API_TOKEN]
         steps:
           a: {input: "Use {{ secrets.API_TOKEN }} for a"}
-          b: {input: "Use {{ secrets.API_TOKEN }} for b"}
+          b: {input: "Use {{ secrets.API_TOKEN }} for b", needs: [a]}
     """)
     assert first.status == "failed"
     monkeypatch.delenv("API_TOKEN")
