@@ -294,3 +294,28 @@ def test_secrets_come_from_the_environment_again_and_are_never_stored(tmp_path, 
     runs = tmp_path / "runs"
     stored = b"".join(p.read_bytes() for p in runs.rglob("*") if p.is_file())
     assert token.encode() not in stored and token[:14].encode() not in stored
+
+
+def test_resume_reuses_a_completed_steps_artifacts(tmp_path, emu):
+    emu.script({"steps": {"look": [{"error": {"status": 400, "message": "not yet"}}, "a lighthouse"]}})
+    first = run_flow(tmp_path, emu, """
+        name: art
+        steps:
+          gen: {input: Draw a red lighthouse., tools: [image_generation]}
+          look: {input: [{text: "Describe"}, {image: "{{ steps.gen.images[0] }}"}]}
+        outputs: {image: "{{ steps.gen.images[0] }}", look: "{{ steps.look.text }}"}
+    """)
+    assert first.status == "failed" and first.steps["gen"].status == "succeeded"
+    (image,) = first.steps["gen"].result.images
+    (row,) = db_rows(tmp_path / "runs", "SELECT key, path, attempt FROM artifacts")
+    assert (row["key"], row["path"], row["attempt"]) == ("gen", image, 1)
+    data = open(image, "rb").read()
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and posted(emu) == ["look"]  # gen: zero requests
+    assert again.outputs == {"image": image, "look": "a lighthouse"}
+    assert open(image, "rb").read() == data
+    sent = [part for item in emu.bodies("look")[0]["input"] for part in item.get("content", [])
+            if isinstance(part, dict) and part.get("type") == "input_image"]
+    assert len(sent) == 1  # the stored image went to the resumed step
+    assert record(again)["steps"]["gen"]["images"] == [image]
