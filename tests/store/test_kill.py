@@ -304,11 +304,16 @@ def test_background_response_is_reattached_not_created_again(tmp_path, emu, zygo
           slow: {input: "Think hard", background: true, poll_interval: 0.05}
     """)
     runs = tmp_path / "runs"
-    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json")
+    ready = tmp_path / "paused.json"
+    # killed right after the background response's id is stored, while it is in progress
+    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json",
+                       {"FLOWRUN_TEST_PAUSE_AT": "turn:1:after", "FLOWRUN_TEST_PAUSE_READY": str(ready)})
     try:
-        (row,) = wait_until(lambda: db_rows(runs, "SELECT * FROM turns WHERE status='pending'"))
+        wait_until(lambda: ready.exists(), timeout=60)
     finally:
         assert zygote.kill9(pid) == -9
+    (row,) = db_rows(runs, "SELECT * FROM turns")
+    assert row["status"] == "pending"
     assert len(emu.bodies("slow")) == 1
     again = resume_here(emu, runs)
     assert again.status == "succeeded" and again.steps["slow"].result.response_id == row["response_id"]
