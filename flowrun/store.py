@@ -24,6 +24,7 @@ from .jsontext import dumps
 from .secrets import Redactor
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TEMP = re.compile(r".+\.json\.(\d+)\.\d+\.tmp")  # a JSON file being written (see _write_json)
 
 
 def new_run_id() -> str:
@@ -74,9 +75,11 @@ class RunStore:
     def clear_stale_files(self) -> None:
         """Remove the half-done exports a killed process left (``*.tmp``: written, never
         renamed into place). Only for a run no other process is writing (a resume)."""
-        for tmp in self.dir.rglob("*.tmp"):
-            if f".{os.getpid()}." not in tmp.name:
-                tmp.unlink(missing_ok=True)
+        for folder in (self.dir, self.dir / "responses"):
+            for tmp in folder.glob("*.json.*.tmp"):
+                pid = _TEMP.fullmatch(tmp.name)
+                if pid and int(pid.group(1)) != os.getpid():
+                    tmp.unlink(missing_ok=True)
 
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
