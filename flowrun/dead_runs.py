@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import StoreError
 from .rundb import INTERRUPTED, RunDB
+from .run_owner import OwnerLock
 
 DIED = "the process running it died (`flowrun resume` finishes the run)"
 
@@ -25,14 +26,32 @@ def settle(db: RunDB, run_id: str | None = None) -> list[str]:
     this process cannot write is left as it is (readers still show the runs interrupted)."""
     settled = []
     for row in db.dead_runs(run_id):
+        lock = _take(row["run_dir"])  # a resume starting now waits until this is done
+        if lock is False:
+            continue  # a resume took the run over meanwhile
         try:
             if not db.mark_interrupted(row):
-                continue  # a resume took the run over meanwhile
+                continue  # the same
+            settled.append(row["id"])
+            _export(db, row)
         except StoreError:
             return settled
-        settled.append(row["id"])
-        _export(db, row)
+        finally:
+            if lock:
+                lock.release()
     return settled
+
+
+def _take(run_dir: str | None) -> OwnerLock | bool | None:
+    """The run's owner lock, taken at once; False if a live process holds it; None when
+    there is none to take (no run directory, one this process cannot write)."""
+    if not run_dir or not Path(run_dir).is_dir():
+        return None
+    lock = OwnerLock(Path(run_dir))
+    try:
+        return lock if lock.acquire(wait=0) else False
+    except OSError:
+        return None
 
 
 def _export(db: RunDB, row: dict[str, Any]) -> None:

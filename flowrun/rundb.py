@@ -40,8 +40,9 @@ Crash semantics
 ``kill -9`` at any moment loses at most the work in flight: a request whose response was
 not recorded, a tool call started and not done. Each transaction is all or nothing, so
 there is never a torn row. A run still marked ``running`` whose process is gone (same
-host; pid dead, or reused by another process) reads as ``interrupted``
-(:func:`effective_status`).
+host; pid dead, reused by another process, or the run's owner lock free) reads as
+``interrupted`` (:func:`effective_status`), and readers record it so
+(:mod:`flowrun.dead_runs`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from typing import Any, Iterable
 
 from .crash_points import Point, armed
 from .errors import StoreError
+from .run_owner import held as owner_held
 from .secrets import Redactor
 
 DB_NAME = "flowrun.db"
@@ -156,11 +158,16 @@ def process_alive(pid: int | None, host: str | None, token: str | None) -> bool 
 
 
 def effective_status(row: dict[str, Any]) -> str:
-    """A run's status as readers should show it: ``running`` only while its process lives."""
+    """A run's status as readers should show it: ``running`` only while its process lives
+    (its pid is there and was not reused, and the run's owner lock, when there is one, is
+    held - :mod:`flowrun.run_owner`)."""
     status = row.get("status")
-    if status == "running" and process_alive(row.get("pid"), row.get("host"), row.get("start_token")) is False:
+    if status != "running":
+        return status or "unknown"
+    alive = process_alive(row.get("pid"), row.get("host"), row.get("start_token"))
+    if alive is False or (alive and owner_held(row.get("run_dir")) is False):
         return INTERRUPTED
-    return status or "unknown"
+    return status
 
 
 # --------------------------------------------------------------------------- the store

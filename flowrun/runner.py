@@ -486,8 +486,24 @@ async def run_plan(
     except OSError as exc:
         raise UsageError(f"cannot create the run directory under {run_root}: {exc.strerror or exc}",
                          hint="choose another --run-dir") from None
+    owner = None
     if durable or resume is not None:
-        store.journal = open_journal(run_root, store.run_id, redactor, resume)
+        from .run_owner import OwnerLock
+
+        owner = OwnerLock(store.dir)  # held while this process runs the run
+        try:
+            taken = owner.acquire()
+        except OSError as exc:
+            raise UsageError(f"cannot write the run directory {store.dir}: {exc.strerror or exc}",
+                             hint="choose another --run-dir, or check its permissions") from None
+        if not taken:
+            raise UsageError(f"run {store.run_id} is being run by another process",
+                             hint="wait for it to finish, or stop it, then resume")
+        try:
+            store.journal = open_journal(run_root, store.run_id, redactor, resume)
+        except BaseException:
+            owner.release()
+            raise
     if resume is not None:
         store.clear_stale_files()
     ctx = RunContext(
@@ -511,6 +527,8 @@ async def run_plan(
     finally:
         if store.journal is not None:
             store.journal.db.close()
+        if owner is not None:
+            owner.release()
         if ctx.cache is not None:
             ctx.cache.close()
     ctx.hooks.on_run_end(result)

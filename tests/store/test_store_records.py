@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 from flowkit import record, run_flow, write
 from storekit import db_rows, resume_here, step_keys
 
 from flowrun.cli import main
 from flowrun.dead_runs import settle
+from flowrun.errors import UsageError
+from flowrun.run_owner import OwnerLock
 from flowrun.history import runs_view
 from flowrun.rundb import RunDB, process_token
 
@@ -93,13 +96,23 @@ def test_a_run_whose_process_died_reads_as_interrupted(tmp_path, emu):
     result = run_flow(tmp_path, emu, "name: dies\nsteps:\n  a: {input: hi}\n")
     runs = tmp_path / "runs"
     db = RunDB.at(runs)
-    # a live process with the run's pid and start time: still running, nothing settled
+    # a live process with the run's pid and start time, holding its owner lock: still
+    # running, nothing settled, and a second process cannot run it
     _as_kill9_leaves_it(db, result, os.getpid(), process_token(os.getpid()))
+    owner = OwnerLock(result.run_dir)
+    assert owner.acquire()
     assert runs_view(db, None, None, 5)[0]["status"] == "running"
     assert settle(db) == [] and record(result)["status"] == "running"
     assert runs_view(db, None, "interrupted", 5) == []
+    with pytest.raises(UsageError, match="still running"):
+        resume_here(emu, runs)
     # the pid of a live process that started later is not the run's process
     db.conn.execute("UPDATE runs SET start_token='1'")
+    assert runs_view(db, None, None, 5)[0]["status"] == "interrupted"
+    # nor is a live pid (its start time unknown, as without /proc) whose lock is free
+    db.conn.execute("UPDATE runs SET start_token=NULL")
+    assert runs_view(db, None, None, 5)[0]["status"] == "running"
+    owner.release()
     assert runs_view(db, None, None, 5)[0]["status"] == "interrupted"
     # its process gone: `flowrun runs` shows it interrupted, and records it so
     _as_kill9_leaves_it(db, result, _dead_pid())
@@ -120,6 +133,13 @@ def test_a_run_whose_process_died_reads_as_interrupted(tmp_path, emu):
     assert shown["status"] == "interrupted" and shown["steps"]["a"]["status"] == "interrupted"
     assert shown["attempts"][0]["status"] == "interrupted"
     assert record(result)["status"] == "interrupted"
+    # two resumes at once: the one that comes second finds the owner lock taken
+    _as_kill9_leaves_it(db, result, _dead_pid())
+    assert owner.acquire()
+    with pytest.raises(UsageError, match="being run by another process"):
+        resume_here(emu, runs)
+    owner.release()
+    assert resume_here(emu, runs).status == "succeeded"
     db.close()
 
 
