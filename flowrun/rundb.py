@@ -116,7 +116,7 @@ WRITES = {"run": "starting the run", "end": "finishing the run", "checkpoint": "
           "step": "saving step", "item": "saving item", "turn": "saving a model turn of",
           "turn_done": "saving a model turn of", "call_start": "saving a tool call of",
           "call": "saving a tool call of", "approval": "saving an approval of",
-          "drop": "forgetting the changed turns of", "settle": "marking interrupted the run"}
+          "drop": "forgetting the changed turns of", "settle": "settling the dead run"}
 
 RUN_COLUMNS = ("id", "flow_name", "flow_path", "flow_hash", "status", "attempt", "pid", "host",
                "start_token", "started", "ended", "duration", "steps_ok", "steps_failed", "tokens", "run_dir")

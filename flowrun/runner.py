@@ -163,6 +163,8 @@ class Runner:
             rec["duration_s"] = round(rec["finished_at"] - self.started_at, 4)
         if self.error:
             rec["error"] = self.error
+        if self.store_error:  # the store missed a write: this export may hold more than it
+            rec["store_error"] = self.store_error
         if self.journal is not None:
             rec["attempt"] = self.journal.attempt
             rec["attempts"] = self.journal.db.attempts(self.ctx.store.run_id)

@@ -243,6 +243,7 @@ def test_a_failing_store_write_fails_the_step_with_a_clear_error(tmp_path, emu):
     assert first.steps["c"].status == "skipped"
     rec = record(first)
     assert rec["steps"]["b"]["status"] == "failed" and "disk is full" in rec["steps"]["b"]["error"]
+    assert "saving item e.1" in rec["store_error"] or "saving step b" in rec["store_error"]
     # the disk has room again: resume re-runs what was not saved, and what depends on it
     conn = sqlite3.connect(runs / "flowrun.db")
     conn.execute("DROP TRIGGER full_steps")
