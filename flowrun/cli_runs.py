@@ -76,10 +76,9 @@ def runs(flow_name: str | None, status: str | None, limit: int, as_json: bool, r
     """List recent runs, newest first: id, flow, status, started, duration, steps, tokens.
 
     A run whose process died is shown as interrupted (`flowrun resume` finishes it)."""
+    from .dead_runs import settle
     from .history import runs_table, runs_view
     from .resume import open_store
-
-    from .dead_runs import settle
 
     db = open_store(run_dir)
     try:

@@ -86,7 +86,7 @@ def _recorded_shared(sc: Any) -> str | None:
     if prior is None:
         return None
     joined = {sid for sid in sc.run.plan.order if sc.run.plan.step(sid).conversation is None}
-    for key, row in prior.steps.items():
+    for row in prior.steps.values():
         if row["step_id"] in joined and row["result"]:
             found = (loads(row["result"]) or {}).get("conversation_id")
             if found:
