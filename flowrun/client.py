@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from .errors import (
     ClientError,
     ConnectionFailed,
+    EndpointUnreachable,
     RateLimited,
     RequestRejected,
     ServerError,
@@ -66,6 +67,9 @@ def map_sdk_error(exc: BaseException) -> ClientError:
     if isinstance(exc, openai.APITimeoutError):
         return ConnectionFailed(f"request timed out: {_endpoint(exc)}")
     if isinstance(exc, openai.APIConnectionError):
+        unreachable = _unreachable(exc)
+        if unreachable:
+            return EndpointUnreachable(unreachable)
         return ConnectionFailed(f"connection failed: {_endpoint(exc)}{_cause(exc)}")
     if isinstance(exc, openai.APIError):
         return ServerError(f"API error: {exc.message}")
@@ -80,6 +84,27 @@ def _endpoint(exc: Any) -> str:
         return "(no request)"
     port = f":{url.port}" if url.port else ""
     return f"{request.method} {url.scheme}://{url.host}{port}{url.path}"
+
+
+def _unreachable(exc: Any) -> str | None:
+    """What to say when nothing answers at the endpoint (the connection was refused, or
+    the host name does not resolve); None for other connection failures."""
+    import socket
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+            break
+        cause = cause.__cause__ or cause.__context__
+    else:
+        return None
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if isinstance(cause, ConnectionRefusedError):
+        why = "connection refused (is the server running, on this port?)"
+    else:
+        why = f"host {getattr(url, 'host', '?')} not found ({cause.strerror or cause})"
+    return (f"cannot reach {_endpoint(exc)}: {why}; check the base URL (--base-url, "
+            "OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT or the flow's provider:)")
 
 
 def _cause(exc: BaseException) -> str:
