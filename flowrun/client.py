@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
 import time
 from pathlib import Path
@@ -122,6 +123,16 @@ def _error_message(exc: Any) -> str:
     return getattr(exc, "message", None) or str(exc)
 
 
+@functools.lru_cache(maxsize=1)
+def tls_context() -> Any:
+    """The TLS context every client shares: the one httpx would make (the system's CA
+    store; ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), built once. Loading the CA
+    store costs ~40 ms, which each of a test run's many clients would pay again."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
 def _dump(obj: Any) -> dict[str, Any]:
     if isinstance(obj, dict):
         return obj
@@ -154,6 +165,8 @@ class ResponsesClient:
             max_retries=0,
             timeout=timeout,
             default_headers=provider.headers or None,
+            # the SDK's own defaults (pool, redirects), with one TLS context per process
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, verify=tls_context()),
         )
 
     def _entra_token_provider(self, credential: Any) -> Any:

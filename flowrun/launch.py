@@ -31,6 +31,9 @@ def emulator_script_for(flow: str, explicit: str | None) -> str | None:
     return str(beside) if beside.is_file() else None
 
 
+IN_PROCESS_POLL = 0.05  # seconds between polls of the in-process emulator's background responses
+
+
 @contextlib.contextmanager
 def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
                       replay: Any = None) -> Iterator[ProviderConfig]:
@@ -54,6 +57,7 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
         cfg.endpoint_id = _in_process_identity(path)
+        cfg.poll_interval_cap = IN_PROCESS_POLL
         yield cfg
 
 

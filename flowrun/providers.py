@@ -47,6 +47,9 @@ class ProviderConfig:
     # what identifies the answers when base_url does not (the in-process emulator and
     # its script); the step cache keys on it
     endpoint_id: str | None = None
+    # the longest wait between polls of a background response: the in-process emulator
+    # finishes one in milliseconds, so a flow's `poll_interval: 5s` would only idle there
+    poll_interval_cap: float | None = None
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the provider (no credentials)."""

@@ -96,6 +96,7 @@ async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_ro
     from ..emulator import Emulator, EmulatorServer
     from ..errors import Cancelled
     from ..hooks import RunHooks
+    from ..launch import IN_PROCESS_POLL
     from ..providers import ProviderConfig
     from ..run_inputs import resolve_inputs
     from ..runner import run_plan
@@ -114,7 +115,8 @@ async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_ro
         return _errored(result, f"emulator script: {exc}", started)
     environ = {**os.environ, **case.env}
     async with EmulatorServer(emulator) as server:
-        client = ResponsesClient(ProviderConfig("emulator", base_url=server.base_url, api_key="emulator"))
+        client = ResponsesClient(ProviderConfig("emulator", base_url=server.base_url, api_key="emulator",
+                                                poll_interval_cap=IN_PROCESS_POLL))
         try:
             run = await run_plan(plan, client, inputs, run_root=run_root, hooks=RunHooks(), environ=environ,
                                  cache=False)  # a case sees its own script, never a cached answer
