@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .errors import Cancelled, UsageError
 from .plan import load_plan
-from .providers import ProviderConfig, resolve_provider
+from .providers import IN_PROCESS_POLL_SECONDS, ProviderConfig, resolve_provider
 from .run_inputs import parse_assignments, read_inputs_file, resolve_inputs
 from .runner import RunResult, run_plan
 
@@ -29,9 +29,6 @@ def emulator_script_for(flow: str, explicit: str | None) -> str | None:
     p = Path(flow)
     beside = p.with_name(p.name.rsplit(".", 1)[0] + ".emulator.yaml")
     return str(beside) if beside.is_file() else None
-
-
-IN_PROCESS_POLL = 0.05  # seconds between polls of the in-process emulator's background responses
 
 
 @contextlib.contextmanager
@@ -57,7 +54,7 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
         cfg.endpoint_id = _in_process_identity(path)
-        cfg.poll_interval_cap = IN_PROCESS_POLL
+        cfg.poll_interval_cap = IN_PROCESS_POLL_SECONDS
         yield cfg
 
 

@@ -25,6 +25,7 @@ KINDS = ("azure", "openai", "compatible", "emulator")
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 IMAGE_DEPLOYMENT_HEADER = "x-ms-oai-image-generation-deployment"
 OPENAI_URL = "https://api.openai.com/v1"
+IN_PROCESS_POLL_SECONDS = 0.05  # poll_interval_cap of the in-process emulator
 
 NO_PROVIDER_HINT = (
     "set one of: AZURE_OPENAI_ENDPOINT (+ AZURE_OPENAI_API_KEY, or sign in for Entra ID), "
