@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-
-from ..errors import FlowrunError, SpecError
 
 
 @click.command("test")
@@ -32,6 +29,9 @@ def test_command(paths: tuple[str, ...], pattern: str | None, junit: str | None,
     PATHS are test files or folders (default: the current folder). Exit code: 0 every case
     passed, 1 a case failed, 2 a test file or flow is invalid.
     """
+    import asyncio
+
+    from ..errors import FlowrunError, SpecError
     from ..plan import load_plan
     from .junit import write_junit
     from .load import discover, iter_cases, load_tests
@@ -128,6 +128,7 @@ def _rerecord(results: list[Any], selected: list[Any], replays: dict[tuple[str, 
               run_dir: str | None, as_json: bool, show: Any) -> list[Any]:
     """Record anew every case whose requests no longer match its cassette, print what
     changed, then replay the case from the new cassette; returns the results updated."""
+    import asyncio
     import tempfile
 
     from .cassette import Replay
