@@ -6,7 +6,8 @@ Where the new recording comes from:
 1. **The provider the cassette was recorded on** (its ``provider``: kind and base URL,
    no credentials), when this environment can reach it: the credentials are looked up as
    for ``flowrun run --provider KIND`` (``OPENAI_API_KEY``, ``AZURE_OPENAI_*``, the user
-   config). Real answers stay real.
+   config), and the flow's secrets from the environment before the case's ``env:`` (which
+   usually holds fakes). Real answers stay real.
 2. **Offline, the emulator's scripted model**, when the cassette was recorded on the
    emulator, has no provider, or that provider is not reachable here (no credentials;
    no TCP connection opens: refused, unknown host, no answer in 5 s): the flow's ``FLOW.emulator.yaml`` if present, else
@@ -18,6 +19,8 @@ expects (succeeded, or failed when it has ``expect_error``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +99,13 @@ def _probe(url: str | None, timeout: float = 5.0) -> str | None:
 async def rerecord(tests: LoadedTests, plan: Any, name: str, case: Case, replay: Replay,
                    run_root: Path) -> Rerecorded:
     """Record ``case`` anew over ``replay``'s cassette (see the module docstring)."""
-    environ = {**os.environ, **case.env}
-    provider, why_not = recorded_provider(replay, plan, environ)
+    real = {**case.env, **os.environ}  # a real provider gets the real secrets, where set
+    provider, why_not = await asyncio.to_thread(recorded_provider, replay, plan, real)  # it probes
     if provider is not None:
-        return await _record(tests, plan, name, case, replay.path, run_root, environ, provider,
+        return await _record(tests, plan, name, case, replay.path, run_root, real, provider,
                              _where(provider))
-    outcome = await _record(tests, plan, name, case, replay.path, run_root, environ, None, OFFLINE)
+    offline = {**os.environ, **case.env}  # as the case runs
+    outcome = await _record(tests, plan, name, case, replay.path, run_root, offline, None, OFFLINE)
     if outcome.error is None:
         outcome.note = f"offline: {why_not}; the answers are scripted, not a real model's"
     return outcome
@@ -124,25 +128,23 @@ async def _record(tests: LoadedTests, plan: Any, name: str, case: Case, path: Pa
         except FlowrunError as exc:
             outcome.error = exc.format()
             return outcome
-        server = EmulatorServer(emulator) if emulator is not None else None
-        if server is not None:
-            await server.__aenter__()
-            provider = ProviderConfig("emulator", base_url=server.base_url, api_key="emulator",
-                                      endpoint_id="in-process emulator",
-                                      poll_interval_cap=IN_PROCESS_POLL_SECONDS)
-        recorder = Recorder(ResponsesClient(provider), path, run_redactor(plan, environ, provider))
-        try:
-            run = await run_plan(plan, recorder, inputs, run_root=run_root, hooks=RunHooks(),
-                                 environ=environ, cache=False)
-        except Cancelled as exc:
-            run = exc.result
-        except FlowrunError as exc:
-            outcome.error = exc.format()
-            return outcome
-        finally:
-            await recorder.close()
-            if server is not None:
-                await server.__aexit__(None, None, None)
+        async with contextlib.AsyncExitStack() as stack:
+            if emulator is not None:
+                server = await stack.enter_async_context(EmulatorServer(emulator))
+                provider = ProviderConfig("emulator", base_url=server.base_url, api_key="emulator",
+                                          endpoint_id="in-process emulator",
+                                          poll_interval_cap=IN_PROCESS_POLL_SECONDS)
+            recorder = Recorder(ResponsesClient(provider), path, run_redactor(plan, environ, provider))
+            try:
+                run = await run_plan(plan, recorder, inputs, run_root=run_root, hooks=RunHooks(),
+                                     environ=environ, cache=False)
+            except Cancelled as exc:
+                run = exc.result
+            except FlowrunError as exc:
+                outcome.error = exc.format()
+                return outcome
+            finally:
+                await recorder.close()
     wanted = "failed" if case.expect_error is not None else "succeeded"
     if run.status != wanted:
         failed = "; ".join(f"{s}: {o.error}" for s, o in run.steps.items() if o.status == "failed")
