@@ -190,7 +190,8 @@ class BrowserSession:
         self.events.append({"kind": "download", **entry})
 
     def _on_dialog(self, dialog: Any) -> None:
-        self.events.append({"kind": "dialog", "dialog": dialog.type, "message": truncate(dialog.message, DIALOG_SHOWN, redactor=self.redactor)})
+        message = truncate(dialog.message, DIALOG_SHOWN, redactor=self.redactor)  # masked, then cut
+        self.events.append({"kind": "dialog", "dialog": dialog.type, "message": message})
         asyncio.ensure_future(self._dismiss(dialog))
 
     @staticmethod
@@ -282,10 +283,10 @@ class BrowserSession:
         except BrowserError:
             raise
         except Exception as exc:
+            what, why = describe(action, self.redactor), self.redactor.text(_first_line(exc))
             if not self._browser_alive():
-                raise BrowserError(f"the browser stopped during {describe(action, self.redactor)}: "
-                                   f"{self.redactor.text(_first_line(exc))}") from None
-            done["error"] = f"{describe(action, self.redactor)} failed: {self.redactor.text(_first_line(exc))}"
+                raise BrowserError(f"the browser stopped during {what}: {why}") from None
+            done["error"] = f"{what} failed: {why}"
             self.events.append({"kind": "error", "message": done["error"]})
         return done
 

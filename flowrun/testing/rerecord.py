@@ -9,9 +9,10 @@ Where the new recording comes from:
    config), and the flow's secrets from the environment before the case's ``env:`` (which
    usually holds fakes). Real answers stay real.
 2. **Offline, the emulator's scripted model**, when the cassette was recorded on the
-   emulator, has no provider, or that provider is not reachable here (no credentials;
-   no TCP connection opens: refused, unknown host, no answer in 5 s): the flow's ``FLOW.emulator.yaml`` if present, else
-   the emulator's default rule. The answers are then scripted ones, and the report says so.
+   emulator, has no provider, or that provider is not reachable here (no credentials; no
+   TCP connection opens: refused, unknown host, no answer in 5 s): the flow's
+   ``FLOW.emulator.yaml`` if present, else the emulator's default rule. The answers are
+   then scripted ones, and the report says so.
 
 Either way the old cassette is replaced only when the new run finished as the case
 expects (succeeded, or failed when it has ``expect_error``).
