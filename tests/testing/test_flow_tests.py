@@ -324,8 +324,8 @@ def test_background_steps_are_polled_at_the_in_process_emulator_pace(tmp_path: P
     (tmp_path / "bg.test.yaml").write_text(
         "cases:\n  polled:\n    expect:\n      outputs: {report: {equals: '[emulator] turn 1: think'}}\n"
         "      requests: [{step: report, has: [background]}]\n")
-    proc = flowrun_cli("test", str(tmp_path), "--json", cwd=tmp_path, timeout=60)
+    proc = flowrun_cli("test", str(tmp_path), "--json", cwd=tmp_path, timeout=150)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = flowrun_cli("run", str(tmp_path / "bg.yaml"), "--provider", "emulator", "--json",
-                       cwd=tmp_path, timeout=60)
+                       cwd=tmp_path, timeout=150)
     assert proc.returncode == 0 and json.loads(proc.stdout)["outputs"]["report"] == "[emulator] turn 1: think"
