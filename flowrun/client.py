@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from .errors import (
     ClientError,
     ConnectionFailed,
+    EndpointUnreachable,
     RateLimited,
     RequestRejected,
     ServerError,
@@ -66,6 +68,9 @@ def map_sdk_error(exc: BaseException) -> ClientError:
     if isinstance(exc, openai.APITimeoutError):
         return ConnectionFailed(f"request timed out: {_endpoint(exc)}")
     if isinstance(exc, openai.APIConnectionError):
+        unreachable = _unreachable(exc)
+        if unreachable:
+            return EndpointUnreachable(unreachable)
         return ConnectionFailed(f"connection failed: {_endpoint(exc)}{_cause(exc)}")
     if isinstance(exc, openai.APIError):
         return ServerError(f"API error: {exc.message}")
@@ -82,6 +87,27 @@ def _endpoint(exc: Any) -> str:
     return f"{request.method} {url.scheme}://{url.host}{port}{url.path}"
 
 
+def _unreachable(exc: Any) -> str | None:
+    """What to say when nothing answers at the endpoint (the connection was refused, or
+    the host name does not resolve); None for other connection failures."""
+    import socket
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+            break
+        cause = cause.__cause__ or cause.__context__
+    else:
+        return None
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if isinstance(cause, ConnectionRefusedError):
+        why = "connection refused (is the server running, on this port?)"
+    else:
+        why = f"host {getattr(url, 'host', '?')} not found ({cause.strerror or cause})"
+    return (f"cannot reach {_endpoint(exc)}: {why}; check the base URL (--base-url, "
+            "OPENAI_BASE_URL, AZURE_OPENAI_ENDPOINT or the flow's provider:)")
+
+
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     text = str(cause).strip() if cause is not None else ""
@@ -95,6 +121,16 @@ def _error_message(exc: Any) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return getattr(exc, "message", None) or str(exc)
+
+
+@functools.lru_cache(maxsize=1)
+def tls_context() -> Any:
+    """The TLS context every client shares: the one httpx would make (the system's CA
+    store; ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured), built once. Loading the CA
+    store costs ~40 ms, which each of a test run's many clients would pay again."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
 
 
 def _dump(obj: Any) -> dict[str, Any]:
@@ -129,6 +165,8 @@ class ResponsesClient:
             max_retries=0,
             timeout=timeout,
             default_headers=provider.headers or None,
+            # the SDK's own defaults (pool, redirects), with one TLS context per process
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, verify=tls_context()),
         )
 
     def _entra_token_provider(self, credential: Any) -> Any:

@@ -17,6 +17,7 @@
     │   ├── RateLimited               429, with ``retry_after``
     │   ├── ServerError               5xx
     │   ├── ConnectionFailed          network, timeouts, dropped streams
+    │   │   └── EndpointUnreachable   connection refused, host not found (fails fast)
     │   └── RequestRejected           4xx other than 429
     └── Cancelled                     the user interrupted the run (exit 130)
 
@@ -152,6 +153,12 @@ class ConnectionFailed(ClientError):
     """The connection failed, timed out, or a stream ended early."""
 
     retryable = True
+
+
+class EndpointUnreachable(ConnectionFailed):
+    """Nothing answers at the endpoint: the connection was refused or the host name did
+    not resolve. Retried only :data:`~flowrun.retry.UNREACHABLE_RETRIES` times, quickly:
+    a wrong base URL or a server that is not running does not fix itself in a minute."""
 
 
 class RequestRejected(ClientError):

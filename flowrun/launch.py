@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .errors import Cancelled, UsageError
 from .plan import load_plan
-from .providers import ProviderConfig, resolve_provider
+from .providers import IN_PROCESS_POLL_SECONDS, ProviderConfig, resolve_provider
 from .run_inputs import parse_assignments, read_inputs_file, resolve_inputs
 from .runner import RunResult, run_plan
 
@@ -54,6 +54,7 @@ def provider_endpoint(cfg: ProviderConfig, flow: str, script: str | None,
     with EmulatorServer(emulator) as server:
         cfg.base_url = server.base_url
         cfg.endpoint_id = _in_process_identity(path)
+        cfg.poll_interval_cap = IN_PROCESS_POLL_SECONDS
         yield cfg
 
 

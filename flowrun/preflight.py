@@ -14,7 +14,9 @@ user code: a ``python:`` tool's module is looked up, and read with ``ast``, neve
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.machinery
+import json
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +49,29 @@ def _shown(value: Any) -> str:
 
 def schema_findings(schema: dict[str, Any], what: str = "output_schema") -> list[Finding]:
     """``schema`` must be valid JSON Schema (its ``$schema`` draft, else 2020-12) and
-    convertible to the strict structured-output form."""
+    convertible to the strict structured-output form. Checked once per distinct schema:
+    a flow often gives many steps the same one, and each check walks the metaschema."""
+    try:
+        key = json.dumps(schema, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):  # not plain JSON data: checked as it is
+        return _schema_findings(schema, what)
+    return list(_cached_findings(key, what))
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_findings(key: str, what: str) -> tuple[Finding, ...]:
+    return tuple(_schema_findings(json.loads(key), what))
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_validator(cls: Any) -> Any:
+    """One validator of ``cls``'s metaschema, reused (it keeps its resolved references)."""
+    return cls(cls.META_SCHEMA)
+
+
+def _schema_findings(schema: dict[str, Any], what: str) -> list[Finding]:
     from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
+    from jsonschema.exceptions import SchemaError, best_match
     from jsonschema.validators import validator_for
 
     try:
@@ -57,7 +79,7 @@ def schema_findings(schema: dict[str, Any], what: str = "output_schema") -> list
     except Exception:  # a $schema that names no draft: the metaschema check reports it
         cls = Draft202012Validator
     by_path: dict[tuple[Any, ...], list[Any]] = {}
-    for err in cls(cls.META_SCHEMA).iter_errors(schema):
+    for err in _meta_validator(cls).iter_errors(schema):
         by_path.setdefault(tuple(err.absolute_path), []).append(err)
     hint = f"{what} is a JSON Schema, e.g. {{type: object, properties: {{name: {{type: string}}}}}}"
     out = []
@@ -78,7 +100,9 @@ def schema_findings(schema: dict[str, Any], what: str = "output_schema") -> list
 
     try:
         strict = strict_schema(schema)
-        cls.check_schema(strict)
+        error = best_match(_meta_validator(cls).iter_errors(strict))
+        if error is not None:
+            raise SchemaError.create_from(error)
     except Exception as exc:  # a shape the strict conversion cannot take
         return [Finding((), f"{what} cannot be sent in strict mode: {type(exc).__name__}: {exc}",
                         hint)]

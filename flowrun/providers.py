@@ -25,6 +25,7 @@ KINDS = ("azure", "openai", "compatible", "emulator")
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 IMAGE_DEPLOYMENT_HEADER = "x-ms-oai-image-generation-deployment"
 OPENAI_URL = "https://api.openai.com/v1"
+IN_PROCESS_POLL_SECONDS = 0.05  # poll_interval_cap of the in-process emulator
 
 NO_PROVIDER_HINT = (
     "set one of: AZURE_OPENAI_ENDPOINT (+ AZURE_OPENAI_API_KEY, or sign in for Entra ID), "
@@ -47,6 +48,9 @@ class ProviderConfig:
     # what identifies the answers when base_url does not (the in-process emulator and
     # its script); the step cache keys on it
     endpoint_id: str | None = None
+    # the longest wait between polls of a background response: the in-process emulator
+    # finishes one in milliseconds, so a flow's `poll_interval: 5s` would only idle there
+    poll_interval_cap: float | None = None
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the provider (no credentials)."""

@@ -6,6 +6,12 @@ defaults of :class:`~flowrun.spec.RetryPolicy`: 8 retries, 0.5 s doubling up to 
 Eight retries is what a long run needs to ride out a bad patch: with 30 % of attempts
 failing (429, 5xx, dropped streams), a 30-step chain survives 2 retries 4 times in 10,
 and 8 retries 999 times in 1,000 (``benchmarks/bench_faults.py``).
+
+An endpoint that does not answer at all (connection refused, host not found:
+:class:`~flowrun.errors.EndpointUnreachable`) is retried at most
+:data:`UNREACHABLE_RETRIES` times, at most :data:`UNREACHABLE_DELAY` seconds apart, so a
+wrong base URL fails in about a second, not after minutes of backoff. Dropped streams,
+timeouts, 5xx and 429 keep the full policy.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import asyncio
 import random
 from typing import Any, Awaitable, Callable, TypeVar
 
-from .errors import ClientError
+from .errors import ClientError, EndpointUnreachable
 from .spec import RetryPolicy
 
 T = TypeVar("T")
 DEFAULT_POLICY = RetryPolicy()
+UNREACHABLE_RETRIES = 2
+UNREACHABLE_DELAY = 0.5
 
 
 def delay_for(attempt: int, policy: RetryPolicy, error: ClientError, rng: random.Random) -> float:
@@ -28,6 +36,8 @@ def delay_for(attempt: int, policy: RetryPolicy, error: ClientError, rng: random
     at ``max_delay``."""
     if error.retry_after is not None:
         return error.retry_after
+    if isinstance(error, EndpointUnreachable):
+        return min(UNREACHABLE_DELAY, policy.initial_delay) * (0.5 + rng.random() / 2)
     ceiling = min(policy.max_delay, policy.initial_delay * (2 ** (attempt - 1)))
     floor = min(policy.initial_delay / 2, ceiling)
     return floor + rng.random() * (ceiling - floor)
@@ -56,7 +66,8 @@ async def with_retries(
             return await operation()
         except ClientError as exc:
             attempt += 1
-            if not exc.retryable or attempt > policy.max:
+            limit = min(policy.max, UNREACHABLE_RETRIES) if isinstance(exc, EndpointUnreachable) else policy.max
+            if not exc.retryable or attempt > limit:
                 raise
             if exc.retry_after is not None and exc.retry_after > policy.max_delay:
                 raise too_long(exc, policy) from None

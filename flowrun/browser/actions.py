@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..secrets import truncate
+
+if TYPE_CHECKING:
+    from ..secrets import Redactor
 
 KEY_MAPPING = {
     "/": "Slash", "\\": "Backslash", "alt": "Alt", "arrowdown": "ArrowDown",
@@ -52,8 +57,12 @@ def key_combo(keys: list[str]) -> list[str]:
     return out
 
 
-def describe(action: dict[str, Any]) -> str:
-    """A short human description of a computer-use action."""
+TYPED_SHOWN = 40  # characters of typed text a description shows
+
+
+def describe(action: dict[str, Any], redactor: "Redactor | None" = None) -> str:
+    """A short human description of a computer-use action. Typed text is masked with
+    ``redactor`` before it is cut short, so no piece of a secret survives the cut."""
     kind = action.get("type", "?")
     if kind in ("click", "double_click", "move"):
         button = action.get("button")
@@ -70,7 +79,9 @@ def describe(action: dict[str, Any]) -> str:
         return "keypress " + "+".join(str(k) for k in action.get("keys") or [])
     if kind == "type":
         text = str(action.get("text", ""))
-        return f"type {text[:40]!r}" + ("..." if len(text) > 40 else "")
+        masked = redactor.text(text) if redactor else text
+        return f"type {truncate(text, TYPED_SHOWN, redactor=redactor)!r}" + (
+            "..." if len(masked) > TYPED_SHOWN else "")
     if kind == "wait":
         return f"wait {action.get('ms', 1000)} ms"
     return str(kind)

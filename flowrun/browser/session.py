@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..secrets import Redactor, truncate
 from .actions import clamp, describe, key_combo
 from .domains import AllowedHost
 from .guard import Guard
@@ -37,6 +38,9 @@ _NO_WEBRTC = """(() => {
 _NOTED_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "location"}
 
 
+DIALOG_SHOWN = 500  # characters of a dialog's message kept
+
+
 @dataclass
 class _PageWatch:
     """Navigations in flight on one page."""
@@ -48,12 +52,14 @@ class _PageWatch:
 class BrowserSession:
     """One step's browser: a fresh context, its pages, the guard, and the actions.
 
-    ``save_download(suggested_name) -> Path`` says where a download goes (the run dir).
+    ``save_download(suggested_name) -> Path`` says where a download goes (the run dir);
+    ``redactor`` masks secrets in what it reports (typed text, dialog messages).
     """
 
     def __init__(self, *, width: int, height: int, headless: bool = True,
                  allowed: list[AllowedHost], save_download: Callable[[str], Path],
-                 environ: Any = None):
+                 environ: Any = None, redactor: Redactor | None = None):
+        self.redactor = redactor or Redactor()
         self.width, self.height = width, height
         self.headless = headless
         self.allowed = allowed
@@ -184,7 +190,8 @@ class BrowserSession:
         self.events.append({"kind": "download", **entry})
 
     def _on_dialog(self, dialog: Any) -> None:
-        self.events.append({"kind": "dialog", "dialog": dialog.type, "message": dialog.message[:500]})
+        message = truncate(dialog.message, DIALOG_SHOWN, redactor=self.redactor)  # masked, then cut
+        self.events.append({"kind": "dialog", "dialog": dialog.type, "message": message})
         asyncio.ensure_future(self._dismiss(dialog))
 
     @staticmethod
@@ -276,10 +283,10 @@ class BrowserSession:
         except BrowserError:
             raise
         except Exception as exc:
+            what, why = describe(action, self.redactor), self.redactor.text(_first_line(exc))
             if not self._browser_alive():
-                raise BrowserError(f"the browser stopped during {describe(action)}: "
-                                   f"{_first_line(exc)}") from None
-            done["error"] = f"{describe(action)} failed: {_first_line(exc)}"
+                raise BrowserError(f"the browser stopped during {what}: {why}") from None
+            done["error"] = f"{what} failed: {why}"
             self.events.append({"kind": "error", "message": done["error"]})
         return done
 

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from starlette.datastructures import FormData
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import APIError
 
@@ -117,7 +117,10 @@ async def read_body(request: Request) -> Any:
             raise APIError(400, f"We could not parse the multipart/form-data body of your request: "
                                 f"{detail}. Send a form with a boundary, as HTTP clients do for "
                                 "file uploads.") from None
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # gone mid-body (or cut off by the body deadline): nobody to answer
+        raise APIError(400, "The client disconnected before the request body was complete.") from None
     ctype = request.headers.get("content-type", "")
     if raw and ("json" in ctype.lower() or not ctype):
         return parse_json(raw)

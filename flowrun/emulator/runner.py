@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import threading
@@ -38,6 +39,32 @@ def _config(emulator: Emulator, limits: ConnectionLimits | None, *, in_process: 
                           **({"log_config": None} if in_process else {}))
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping at once when told to: :meth:`EmulatorServer.stop` wakes
+    the main loop (uvicorn checks ``should_exit`` every 0.1 s) and a forced exit skips the
+    grace sleep of uvicorn's shutdown; ``EmulatorServer._run`` then closes what is left.
+    That saves ~0.2 s per server, which a test suite starting hundreds of them notices."""
+
+    wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self.wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if not self.force_exit:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+
+
 class EmulatorServer:
     """The emulator on a local port, served by uvicorn in a background thread.
 
@@ -54,7 +81,8 @@ class EmulatorServer:
         self.emulator = emulator if emulator is not None else Emulator(**emulator_kwargs)
         self.limits = limits
         self.host, self.port = host, port
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -76,7 +104,7 @@ class EmulatorServer:
             raise RuntimeError("EmulatorServer already started")
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(_config(self.emulator, self.limits, in_process=True))
+        self._server = _Server(_config(self.emulator, self.limits, in_process=True))
         self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
                                         name=f"flowrun-emulator-{self.port}")
         self._thread.start()
@@ -90,7 +118,7 @@ class EmulatorServer:
 
     def _run(self, sock: socket.socket) -> None:
         assert self._server is not None
-        loop = asyncio.new_event_loop()
+        loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._server.serve(sockets=[sock]))
@@ -113,9 +141,13 @@ class EmulatorServer:
                 sock.close()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True
+        server, loop = self._server, self._loop
+        if server is not None:
+            server.should_exit = True
+            server.force_exit = True
+            if loop is not None and server.wake is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed already
+                    loop.call_soon_threadsafe(server.wake.set)
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._thread = None

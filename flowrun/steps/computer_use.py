@@ -102,7 +102,7 @@ async def settle_safety_checks(sc: StepContext, call: dict[str, Any], turn: int,
     if not pending:
         return []
     policy = sc.step.computer_use.safety_checks
-    action = describe(call.get("action") or {})
+    action = describe(call.get("action") or {}, sc.run.redactor)
 
     def decide(check: dict[str, Any], decision: str, by: str) -> None:
         decisions.append({"turn": turn, "call_id": call.get("call_id"), "id": check.get("id"),
@@ -223,7 +223,7 @@ async def execute(sc: StepContext) -> None:
         return sc.run.store.artifact_path(sc.key, f"download-{name}", "download")
 
     session = BrowserSession(width=width, height=height, headless=cu.headless, allowed=allowed,
-                             save_download=save_download)
+                             save_download=save_download, redactor=sc.run.redactor)
     try:
         sc.status("running", "starting the browser")
         async with session:
@@ -298,7 +298,7 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
             done_list = []
             with tracer().local_tool(sc, call):
                 for action in steps:
-                    sc.status("running", f"turn {actions}: {describe(action)}")
+                    sc.status("running", f"turn {actions}: {describe(action, sc.run.redactor)}")
                     done_list.append(await session.perform(action))
                 png = await session.screenshot()
             events = session.take_events()
@@ -307,7 +307,7 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
             entry: dict[str, Any] = {
                 "turn": actions, "call_id": call.get("call_id"),
                 "action": steps[0] if len(steps) == 1 else steps,
-                "description": "; ".join(describe(a) for a in steps),
+                "description": "; ".join(describe(a, sc.run.redactor) for a in steps),
                 "url": session.url, "screenshot": shot,
             }
             performed = [d for d in done_list if d]

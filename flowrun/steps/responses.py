@@ -171,9 +171,13 @@ async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
 
 async def _poll(sc: StepContext, response: dict[str, Any]) -> dict[str, Any]:
     client = sc.run.client
+    interval = sc.step.poll_interval
+    cap = getattr(getattr(client, "provider", None), "poll_interval_cap", None)
+    if cap is not None:
+        interval = min(interval, cap)
     try:
         while response.get("status") not in TERMINAL:
-            await asyncio.sleep(sc.step.poll_interval)
+            await asyncio.sleep(interval)
             response = await client.retrieve(response["id"])
     except asyncio.CancelledError:
         await asyncio.shield(_cancel_quietly(client, response["id"]))

@@ -110,8 +110,19 @@ class Recorder:
         self._listed[container_id] = files
         return files
 
+    def recorded_on(self) -> dict[str, Any]:
+        """Where the turns were recorded (kind and base URL, no credentials): ``flowrun test
+        --update`` records there again. The in-process emulator's port is left out."""
+        cfg = getattr(self._client, "provider", None)
+        if cfg is None:
+            return {}
+        if cfg.kind == "emulator" and cfg.endpoint_id:
+            return {"kind": "emulator"}
+        return {k: v for k, v in cfg.describe().items() if k in ("kind", "base_url") and v}
+
     def save(self, flow_name: str) -> None:
-        doc = {"flowrun_cassette": VERSION, "flow": flow_name, "turns": self.turns}
+        doc = {"flowrun_cassette": VERSION, "flow": flow_name, "provider": self.recorded_on(),
+               "turns": self.turns}
         text = json.dumps(self.redactor.deep(doc), indent=1, ensure_ascii=True, default=str)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -126,6 +137,8 @@ class Replay:
     def __init__(self, path: Path, doc: dict[str, Any]) -> None:
         self.path = path
         self.turns: list[dict[str, Any]] = doc.get("turns", [])
+        provider = doc.get("provider")
+        self.provider: dict[str, Any] = provider if isinstance(provider, dict) else {}
         self._emulator: Any = None
 
     @classmethod

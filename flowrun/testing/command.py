@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -10,15 +9,15 @@ from typing import Any
 
 import click
 
-from ..errors import FlowrunError, SpecError
-
 
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-k", "pattern", metavar="PATTERN", help="Only cases whose FILE::NAME contains PATTERN.")
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Write JUnit XML here (for CI).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every case's result.")
-@click.option("--update", is_flag=True, help="Rewrite failing `equals` snapshots from the actual values.")
+@click.option("--update", is_flag=True,
+              help="Rewrite failing `equals` snapshots from the actual values, and record anew the "
+                   "cassettes whose requests no longer match (see README, Testing your flows).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=4, show_default=True,
               help="Cases run at once.")
 @click.option("--run-dir", type=click.Path(file_okay=False),
@@ -30,6 +29,9 @@ def test_command(paths: tuple[str, ...], pattern: str | None, junit: str | None,
     PATHS are test files or folders (default: the current folder). Exit code: 0 every case
     passed, 1 a case failed, 2 a test file or flow is invalid.
     """
+    import asyncio
+
+    from ..errors import FlowrunError, SpecError
     from ..plan import load_plan
     from .junit import write_junit
     from .load import discover, iter_cases, load_tests
@@ -85,6 +87,7 @@ def test_command(paths: tuple[str, ...], pattern: str | None, junit: str | None,
     results = asyncio.run(run_all(selected, jobs=jobs, run_dir=Path(run_dir) if run_dir else None,
                                   replays=replays, on_result=show))
     if update:
+        results = _rerecord(results, selected, replays, jobs, run_dir, as_json, show)
         _update(results, selected, as_json)
         for res in results:  # an updated snapshot is no longer a failure
             res.failures = [f for f in res.failures if not (f.path and f.path[-1] == "equals")]
@@ -119,3 +122,50 @@ def _update(results: list[Any], selected: list[Any], as_json: bool) -> None:
                 if f.path and f.path[-1] == "equals" and f.diff():
                     stream.write(f"{f.where}:\n{f.diff()}\n")
             stream.write(f"updated {n} snapshot(s) in {path}\n")
+
+
+def _rerecord(results: list[Any], selected: list[Any], replays: dict[tuple[str, str], Any], jobs: int,
+              run_dir: str | None, as_json: bool, show: Any) -> list[Any]:
+    """Record anew every case whose requests no longer match its cassette, print what
+    changed, then replay the case from the new cassette; returns the results updated."""
+    import asyncio
+    import tempfile
+
+    from .cassette import Replay
+    from .rerecord import rerecord, stale
+    from .run_case import run_case
+
+    todo = [i for i, res in enumerate(results) if stale(res)]
+    if not todo:
+        return results
+    stream = sys.stderr if as_json else sys.stdout
+    results = list(results)
+
+    async def again(root: Path) -> None:
+        gate = asyncio.Semaphore(jobs)
+
+        async def one(i: int) -> None:
+            tests, plan, name, case = selected[i]
+            key = (tests.name, name)
+            async with gate:
+                done = await rerecord(tests, plan, name, case, replays[key], root)
+            lines = [f"{results[i].id}: the requests no longer match {done.path}"]
+            lines += ["  " + f.message.replace("\n", "\n  ") for f in results[i].failures
+                      if f.path and f.path[-1] == "recording"]
+            if done.error:
+                lines.append(f"  not re-recorded: {done.error}")
+                stream.write("\n".join(lines) + "\n")
+                return
+            lines.append(f"  re-recorded {done.path} ({done.turns} turns) on {done.source}"
+                         + (f"\n  ({done.note})" if done.note else ""))
+            stream.write("\n".join(lines) + "\n")
+            replays[key] = Replay.load(done.path)
+            async with gate:
+                results[i] = await run_case(tests, plan, name, case, root, replays[key])
+            show(results[i])
+
+        await asyncio.gather(*(one(i) for i in todo))
+
+    with tempfile.TemporaryDirectory(prefix="flowrun-rerecord-") as tmp:
+        asyncio.run(again(Path(run_dir) if run_dir else Path(tmp)))
+    return results

@@ -78,43 +78,64 @@ def _locate(tests: LoadedTests, failures: list[Failure], base: tuple[Any, ...]) 
 async def run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_root: Path,
                    replay: Any = None) -> CaseResult:
     """Run one case on a fresh in-process emulator and check its expectations."""
-    from ..templating import TemplateError, render_deep
-
     started = time.monotonic()
     result = CaseResult(tests.name, name, PASSED)
     with serve_folder(tests.path.parent / case.serve if case.serve else None) as url:
         try:
-            given = render_deep(case.inputs, {"serve": {"url": url}}) if url else case.inputs
-        except TemplateError as exc:
-            return _errored(result, f"inputs: {exc}", started)
-        return await _run_case(tests, plan, name, case, run_root, replay, given, result, started)
+            inputs = case_inputs(tests, plan, name, case, url)
+            emulator = case_emulator(tests, case, replay)
+        except FlowrunError as exc:
+            return _errored(result, exc.format(), started)
+        return await _run_case(tests, plan, name, case, run_root, replay, emulator, inputs, result, started)
 
 
-async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_root: Path, replay: Any,
-                    given: dict[str, Any], result: CaseResult, started: float) -> CaseResult:
-    from ..client import ResponsesClient
-    from ..emulator import Emulator, EmulatorServer
-    from ..errors import Cancelled
-    from ..hooks import RunHooks
-    from ..providers import ProviderConfig
+def case_inputs(tests: LoadedTests, plan: Any, name: str, case: Case, url: str | None) -> dict[str, Any]:
+    """The flow's inputs for ``case`` (``{{ serve.url }}`` rendered), checked and resolved;
+    raises :class:`~flowrun.errors.UsageError` saying where to fix them."""
+    from ..errors import UsageError
     from ..run_inputs import resolve_inputs
-    from ..runner import run_plan
+    from ..templating import TemplateError, render_deep
 
-    base = ("cases", name)
     try:
-        inputs = resolve_inputs(plan.flow, {}, given, cwd=tests.path.parent, flow_dir=plan.base_dir)
-        emulator = Emulator(script=_script_for(tests, case))
-        if replay is not None:
-            replay.install(emulator)
+        given = render_deep(case.inputs, {"serve": {"url": url}}) if url else case.inputs
+    except TemplateError as exc:
+        raise UsageError(f"inputs: {exc}") from None
+    try:
+        return resolve_inputs(plan.flow, {}, given, cwd=tests.path.parent, flow_dir=plan.base_dir)
     except FlowrunError as exc:
         message = exc.format().replace("give inputs as -i NAME=VALUE or --inputs FILE.yaml",
                                        f"give it under `inputs:` of case {name!r}")
-        return _errored(result, message, started)
+        raise UsageError(message) from None
+
+
+def case_emulator(tests: LoadedTests, case: Case, replay: Any = None) -> Any:
+    """The case's emulator: its script (or the flow's FLOW.emulator.yaml), or ``replay``."""
+    from ..emulator import Emulator
+    from ..errors import UsageError
+
+    try:
+        emulator = Emulator(script=_script_for(tests, case))
     except ValueError as exc:  # a bad script
-        return _errored(result, f"emulator script: {exc}", started)
+        raise UsageError(f"emulator script: {exc}") from None
+    if replay is not None:
+        replay.install(emulator)
+    return emulator
+
+
+async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_root: Path, replay: Any,
+                    emulator: Any, inputs: dict[str, Any], result: CaseResult, started: float) -> CaseResult:
+    from ..client import ResponsesClient
+    from ..emulator import EmulatorServer
+    from ..errors import Cancelled
+    from ..hooks import RunHooks
+    from ..providers import IN_PROCESS_POLL_SECONDS, ProviderConfig
+    from ..runner import run_plan
+
+    base = ("cases", name)
     environ = {**os.environ, **case.env}
     async with EmulatorServer(emulator) as server:
-        client = ResponsesClient(ProviderConfig("emulator", base_url=server.base_url, api_key="emulator"))
+        client = ResponsesClient(ProviderConfig("emulator", base_url=server.base_url, api_key="emulator",
+                                                poll_interval_cap=IN_PROCESS_POLL_SECONDS))
         try:
             run = await run_plan(plan, client, inputs, run_root=run_root, hooks=RunHooks(), environ=environ,
                                  cache=False)  # a case sees its own script, never a cached answer

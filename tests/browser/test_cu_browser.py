@@ -460,3 +460,39 @@ def test_step_timeout_stops_the_browser(driver, emu, site, tmp_path):
     assert "timed out after 6s" in result.steps["browse"].error
     # the driver checks that the step's context was closed; the record keeps the start
     assert step_record(result)["computer_use"]["timeline"][0]["turn"] == 0
+
+
+def test_secrets_are_masked_before_typed_text_and_dialogs_are_cut(driver, emu, site, tmp_path, monkeypatch):
+    """A description keeps 40 typed characters and a dialog 500: the secret straddling
+    each cut is masked first, so no piece of it is left in the record or the timeline."""
+    import cu_site  # type: ignore[import-not-found]
+    from flowkit import files_text
+
+    from flowrun.browser.actions import TYPED_SHOWN
+    from flowrun.browser.session import DIALOG_SHOWN
+
+    secret = "sk-live-canary-7f3a9b2c4d5e6f70"
+    monkeypatch.setenv("SITE_TOKEN", secret)
+    site.extra_pages["/dialog"] = cu_site.page(
+        "dialog", f'<button id=b {cu_site.box(0, 0, 200, 50)} onclick="alert(\'{"A" * (DIALOG_SHOWN - 20)}'
+                  f'{secret} and more\')">go</button>')
+    typed = "x" * (TYPED_SHOWN - 10) + secret
+    emu.script({"steps": {"browse": [
+        computer({"type": "type", "text": typed}),
+        computer({"type": "click", "x": 50, "y": 25}),
+        {"text": "done"},
+    ]}})
+    text = flow(path="/dialog").replace("steps:\n", "secrets: [SITE_TOKEN]\n    steps:\n", 1)
+    try:
+        result = driver.run(tmp_path, emu, text, {"site": site.origin})
+    finally:
+        del site.extra_pages["/dialog"]
+    assert result.status == "succeeded", result.error
+    cu = step_record(result)["computer_use"]
+    assert cu["timeline"][1]["description"] == f"type '{'x' * (TYPED_SHOWN - 10)}***'", cu["timeline"][1]
+    dialog = next(e for entry in cu["timeline"] for e in entry.get("events", []) if e["kind"] == "dialog")
+    assert dialog["message"] == "A" * (DIALOG_SHOWN - 20) + "*** and more"
+    pieces = {secret[i:i + 8] for i in range(len(secret) - 7)}
+    for path, content in files_text(result.run_dir).items():
+        leaked = [p for p in pieces if p in content]
+        assert not leaked, (path, leaked)

@@ -112,3 +112,13 @@ def test_a_chromium_that_does_not_start_gives_a_clear_error(tmp_path):
     message = str(info.value)
     assert message.startswith(f"could not start Chromium ({fake})")
     assert "playwright install chromium" in message and "FLOWRUN_CHROMIUM" in message
+
+
+def test_describe_masks_typed_secrets_before_cutting():
+    from flowrun.secrets import Redactor
+
+    redactor = Redactor()
+    redactor.add("sk-live-0123456789abcdef")
+    text = "y" * 35 + "sk-live-0123456789abcdef" + " tail"
+    assert describe({"type": "type", "text": text}, redactor) == f"type '{'y' * 35}*** t'..."
+    assert "sk-li" in describe({"type": "type", "text": text})  # without a redactor: only the cut

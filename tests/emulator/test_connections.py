@@ -2,6 +2,7 @@
 and requests beyond the concurrency limit get a 503, while normal requests work."""
 from __future__ import annotations
 
+import json
 import select
 import socket
 import time
@@ -85,14 +86,73 @@ def test_keep_alive_connection_is_reused_then_closed_when_idle(strict_server):
         sock.close()
 
 
-def test_concurrency_beyond_the_limit_gets_503():
+def test_concurrency_beyond_the_limit_gets_503_in_the_openai_envelope():
     with EmulatorServer(limits=ConnectionLimits(max_concurrency=4, header_timeout=5)) as server:
         held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
         try:
             time.sleep(0.1)
-            assert httpx2.get(server.url + "/_emulator/health").status_code == 503
+            answer = httpx2.post(server.url + "/v1/responses", json={"model": "m", "input": "x"})
+            assert answer.status_code == 503
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.headers["retry-after"] == "1" and answer.headers["retry-after-ms"] == "1000"
+            error = answer.json()["error"]
+            assert error["type"] == "server_error" and error["code"] == "service_unavailable"
+            assert "limit of 4 concurrent" in error["message"]
+            with openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0) as c:
+                with pytest.raises(openai.InternalServerError) as err:  # the SDK reads it as an API error
+                    c.responses.create(model="gpt-4.1", input="hi")
+            assert err.value.status_code == 503 and "limit of 4 concurrent" in err.value.message
         finally:
             for sock in held:
                 sock.close()
         time.sleep(0.1)
         assert httpx2.get(server.url + "/_emulator/health").status_code == 200
+
+
+def test_a_request_body_sent_too_slowly_gets_408_and_the_connection_closed():
+    limits = ConnectionLimits(header_timeout=5, body_timeout=0.6)
+    with EmulatorServer(limits=limits) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            body = b'{"model": "gpt-4.1", "input": "hello"}'
+            sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            sock.setblocking(False)
+            answer, opened, closed = b"", time.monotonic(), None
+            for byte in body:  # a byte at a time, slower than the deadline allows
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    break
+                ready, _, _ = select.select([sock], [], [], 0.1)
+                if ready:
+                    try:
+                        chunk = sock.recv(65536)
+                    except ConnectionResetError:
+                        chunk = b""
+                    answer += chunk
+                    if not chunk:
+                        closed = time.monotonic() - opened
+                        break
+            sock.setblocking(True)
+            sock.settimeout(3)
+            while closed is None:
+                chunk = sock.recv(65536)
+                answer += chunk
+                if not chunk:
+                    closed = time.monotonic() - opened
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+            assert error["code"] == "request_timeout" and "0.6 s" in error["message"]
+            assert closed < len(body) * 0.1, "closed before the body was complete"
+        finally:
+            sock.close()
+        # the journal has the request, and the server goes on serving
+        assert httpx2.post(server.url + "/v1/responses", json={"model": "m", "input": "x"}).status_code == 200
+
+
+def test_a_large_body_sent_promptly_is_served():
+    with EmulatorServer(limits=ConnectionLimits(header_timeout=5, body_timeout=2)) as server:
+        text = "word " * 400_000  # 2 MB
+        answer = httpx2.post(server.url + "/v1/responses", json={"model": "m", "input": text}, timeout=30)
+        assert answer.status_code == 200, answer.text[:200]

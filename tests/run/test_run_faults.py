@@ -125,3 +125,66 @@ def test_a_wide_for_each_is_limited_by_the_default_concurrency(tmp_path, emu):
     assert result.status == "succeeded", step_error(result, "each")
     assert len(emu.posts("each")) == 150
     assert 20 < gate.peak <= 100, gate.peak
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # bound, never listening: a connect is refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_endpoint_fails_fast_naming_it(tmp_path):
+    """Connection refused or an unknown host: two quick retries, not the default eight
+    with backoff (which took about a minute), and an error that names the endpoint."""
+    from flowrun.providers import ProviderConfig
+
+    port = _closed_port()
+    for base_url, why in ((f"http://127.0.0.1:{port}/v1", "connection refused"),
+                          ("http://no-such-host.invalid/v1", "host no-such-host.invalid not found")):
+        hooks = Recorder()
+        result = run_flow(tmp_path, None, """
+            name: unreachable
+            steps:
+              a: {model: gpt-4.1, input: "hello"}
+        """, hooks=hooks, provider=ProviderConfig("compatible", base_url, "sk-test"))
+        assert result.status == "failed"
+        error = step_error(result, "a")
+        assert error.startswith(f"cannot reach POST {base_url}/responses: {why}"), error
+        assert "--base-url" in error and "OPENAI_BASE_URL" in error
+        retries = [d for d in hooks.details() if d.startswith("retry ")]
+        assert [r.split(" in ")[0] for r in retries] == ["retry 1", "retry 2"], retries
+        assert all(float(r.split(" in ")[1].split("s:")[0]) <= 0.5 for r in retries), retries
+
+
+def test_unreachable_is_only_refused_or_unknown_hosts():
+    """Other failures keep the full policy: a dropped connection, a timeout, a 5xx."""
+    import random
+
+    from flowrun.errors import ConnectionFailed, EndpointUnreachable, ServerError
+    from flowrun.retry import UNREACHABLE_RETRIES, with_retries
+
+    def failing(error):
+        calls = []
+
+        async def op():
+            calls.append(1)
+            raise error
+        return op, calls
+
+    policy = RetryPolicy(max=5, initial_delay=0.001, max_delay=0.001)
+    for error, attempts in ((EndpointUnreachable("cannot reach"), UNREACHABLE_RETRIES + 1),
+                            (ConnectionFailed("stream dropped"), 6), (ServerError("500", 500), 6)):
+        op, calls = failing(error)
+        try:
+            asyncio.run(with_retries(op, policy, rng=random.Random(1)))
+        except type(error):
+            pass
+        assert len(calls) == attempts, (error, len(calls))
+    op, calls = failing(EndpointUnreachable("cannot reach"))  # never more than the policy allows
+    try:
+        asyncio.run(with_retries(op, RetryPolicy(max=1), rng=random.Random(1)))
+    except EndpointUnreachable:
+        pass
+    assert len(calls) == 2

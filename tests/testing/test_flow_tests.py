@@ -313,3 +313,19 @@ def test_test_schema_file_is_current_and_validates_the_examples() -> None:
         data = YAML(typ="safe").load(path.read_text())
         assert not list(validator.iter_errors(data)), path
         assert path.read_text().startswith("# yaml-language-server: $schema=../../schemas/test.schema.json")
+
+
+def test_background_steps_are_polled_at_the_in_process_emulator_pace(tmp_path: Path) -> None:
+    """The in-process emulator finishes a background response in milliseconds: a case does
+    not sit out the flow's poll_interval (an hour here: the case would time out)."""
+    (tmp_path / "bg.yaml").write_text(
+        "name: bg\nsteps:\n  report: {model: o3, input: think, background: true, poll_interval: 1h}\n"
+        "outputs:\n  report: '{{ steps.report.text }}'\n")
+    (tmp_path / "bg.test.yaml").write_text(
+        "cases:\n  polled:\n    expect:\n      outputs: {report: {equals: '[emulator] turn 1: think'}}\n"
+        "      requests: [{step: report, has: [background]}]\n")
+    proc = flowrun_cli("test", str(tmp_path), "--json", cwd=tmp_path, timeout=150)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = flowrun_cli("run", str(tmp_path / "bg.yaml"), "--provider", "emulator", "--json",
+                       cwd=tmp_path, timeout=150)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["outputs"]["report"] == "[emulator] turn 1: think"

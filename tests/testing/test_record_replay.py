@@ -77,3 +77,72 @@ def test_a_broken_cassette_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("{not json")
     proc = flowrun_cli("run", str(EXAMPLES / "quickstart.yaml"), "--replay", str(bad), cwd=tmp_path)
     assert proc.returncode == 2 and "not a flowrun cassette" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _record(tmp_path: Path, emu: Emu) -> tuple[Path, Path, Path]:
+    flow = _copy_example(tmp_path, "data-analysis")
+    emu.script(yaml.safe_load((EXAMPLES / "data-analysis.emulator.yaml").read_text()))
+    cassette = tmp_path / "cassettes" / "analysis.json"
+    proc = flowrun_cli("run", str(flow), "--provider", "compatible", "--base-url", emu.server.base_url,
+                       "--record", str(cassette), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    tests = tmp_path / "data-analysis.test.yaml"
+    tests.write_text("cases:\n  replayed:\n    recording: cassettes/analysis.json\n"
+                     "    expect: {outputs: {answer: {contains: revenue}}}\n")
+    flow.write_text(flow.read_text().replace("Which region grew fastest", "Which region shrank most"))
+    return flow, cassette, tests
+
+
+def test_update_records_anew_on_the_provider_the_cassette_was_recorded_on(tmp_path: Path, emu: Emu) -> None:
+    flow, cassette, tests = _record(tmp_path, emu)
+    doc = json.loads(cassette.read_text())
+    assert doc["provider"] == {"kind": "compatible", "base_url": emu.server.base_url}
+    before = len(emu.journal())
+    proc = flowrun_cli("test", str(tests), "--update", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "no longer matches the recording" in out and "+" in out and "shrank most" in out, out
+    assert f"re-recorded {cassette}" in out and f"on compatible at {emu.server.base_url}" in out, out
+    assert "offline" not in out
+    assert len(emu.journal()) > before, "the new recording came from the provider"
+    sent = json.dumps([t["request"] for t in json.loads(cassette.read_text())["turns"]])
+    assert "shrank most" in sent and "grew fastest" not in sent
+    # the new cassette replays offline: nothing more reaches the provider
+    after = len(emu.journal())
+    proc = flowrun_cli("test", str(tests), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert len(emu.journal()) == after
+
+
+def test_update_records_offline_when_the_provider_is_gone(tmp_path: Path, emu: Emu) -> None:
+    import socket
+
+    flow, cassette, tests = _record(tmp_path, emu)
+    with socket.socket() as sock:  # a port nothing listens on: the recording's provider is gone
+        sock.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    doc = json.loads(cassette.read_text())
+    doc["provider"]["base_url"] = gone
+    cassette.write_text(json.dumps(doc))
+    before = len(emu.journal())
+    proc = flowrun_cli("test", str(tests), "--update", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "shrank most" in out and "on the emulator's scripted model" in out, out
+    assert f"offline: compatible at {gone} is not reachable (cannot connect to 127.0.0.1:" in out, out
+    assert len(emu.journal()) == before
+    new = json.loads(cassette.read_text())
+    assert new["provider"] == {"kind": "emulator"} and "shrank most" in cassette.read_text()
+    assert any(t.get("container_files") for t in new["turns"]), "the scripted code ran and its files are kept"
+    proc = flowrun_cli("test", str(tests), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_update_keeps_the_cassette_when_the_new_run_fails(tmp_path: Path, emu: Emu) -> None:
+    flow, cassette, tests = _record(tmp_path, emu)
+    old = cassette.read_text()
+    emu.script({"steps": {"analyze": [{"error": {"status": 400, "message": "model retired"}}]}})
+    proc = flowrun_cli("test", str(tests), "--update", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert "not re-recorded: the new recording's run failed" in proc.stdout, proc.stdout
+    assert cassette.read_text() == old
