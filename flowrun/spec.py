@@ -698,6 +698,10 @@ class ModelParams(StrictModel, RequestOptions):
     """Seconds the step may take, retries and tool calls included."""
     max_tool_turns: int | None = Field(None, ge=1, le=1000)
     """Tool-loop rounds before the step fails (default 10)."""
+    batch_model: str | dict[str, str] | None = None
+    """Batch mode (``run --batch``): the model each batch line names (on Azure the Global
+    Batch deployment): a name, or a mapping from the step's model to one. Unset: the
+    step's model; ``--batch-deployment`` overrides it."""
     cache: CacheSetting | None = None
     """Reuse the answer of an identical request from the step cache: ``true``,
     ``{ttl: 7d}``, or ``false``. Steps with function, command, flow or MCP tools are cached
