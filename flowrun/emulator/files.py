@@ -22,6 +22,9 @@ from .errors import APIError, not_found
 from .server import register_routes
 from .service import RESET_HOOKS, JSONAnswer
 
+UPLOAD_CHECKS: dict[str, Any] = {}
+"""purpose -> ``check(emulator, data, filename)`` run on an upload with that purpose; it
+raises :class:`~.errors.APIError` (400) to refuse the file (:mod:`.batches`: ``batch``)."""
 PURPOSES = (
     "assistants", "assistants_output", "batch", "batch_output", "fine-tune",
     "fine-tune-results", "vision", "user_data", "evals",
@@ -113,7 +116,11 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
         if upload is None or isinstance(upload, str):
             raise APIError(400, "Missing required parameter: 'file'.", param="file")
         data = await upload.read()
-        return JSONAnswer(store.add(data, upload.filename or "upload", purpose).to_json())
+        filename = upload.filename or "upload"
+        check = UPLOAD_CHECKS.get(purpose)
+        if check is not None:
+            check(emulator, data, filename)
+        return JSONAnswer(store.add(data, filename, purpose).to_json())
 
     def listing(request: Request, body: Any) -> JSONAnswer:
         purpose = request.query_params.get("purpose")
