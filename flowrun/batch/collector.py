@@ -119,20 +119,20 @@ class Collector:
     async def _answer(self, lines: list[Line]) -> dict[str, Any]:
         """Answers by custom id: from batches of earlier attempts where they hold the very
         request, else from new batches."""
-        follow: dict[str, tuple[Job, list[Line]]] = {}
+        follow: dict[str, tuple[Job, list[Line], dict[str, Any] | None]] = {}
         fresh: list[Line] = []
         for line in lines:
             job = state.open_job_for(self.db, self.run_id, line) if self.attempt > 1 else None
             if job is None:
                 fresh.append(line)
             else:
-                follow.setdefault(job.file_id, (job, []))[1].append(line)
-        self.attached += sum(1 for job, _ in follow.values() if job.batch_id)
+                follow.setdefault(job.file_id, (job, [], None))[1].append(line)
+        self.attached += sum(1 for job, _, _ in follow.values() if job.batch_id)
         for n, part in enumerate(split(fresh, self.settings.max_lines, self.settings.max_bytes)):
             job = await self._upload(part, n)
-            follow[job.file_id] = (job, part)
+            follow[job.file_id] = (job, part, await self._create(job))
         answers: dict[str, Any] = {}
-        for found in await asyncio.gather(*(self._follow(job, part) for job, part in follow.values())):
+        for found in await asyncio.gather(*(self._follow(*entry) for entry in follow.values())):
             answers.update(found)
         return answers
 
@@ -147,17 +147,17 @@ class Collector:
         batch = await self.service.create(job.file_id, {
             "flowrun_run": self.run_id, "flowrun_layer": str(job.layer), "flowrun_round": str(job.round)})
         job.batch_id, job.status = batch["id"], batch.get("status") or "validating"
+        self.open[job.file_id] = job
         state.update_job(self.db, self.run_id, job)
         self.created += 1
         self._event(job, batch, "submitted")
         return batch
 
-    async def _follow(self, job: Job, lines: list[Line]) -> dict[str, Any]:
-        """Wait for a job's batch (creating it when no batch of its file exists yet) and
-        read its answers."""
+    async def _follow(self, job: Job, lines: list[Line], batch: dict[str, Any] | None) -> dict[str, Any]:
+        """Wait for a job's batch (``batch``: as just created; else one an earlier attempt
+        made, or created now when no batch of its file exists yet) and read its answers."""
         self.open[job.file_id] = job
-        batch: dict[str, Any] | None = None
-        if job.batch_id is None:
+        if batch is None and job.batch_id is None:
             batch = await self.service.find_by_file(job.file_id)  # created just before a kill?
             if batch is not None:
                 job.batch_id = batch["id"]
@@ -256,6 +256,8 @@ class Collector:
                 except FlowrunError as exc:
                     self.hooks.on_notice("batch", f"could not cancel batch {job.batch_id}: {exc}")
                     continue
-                job.status = batch.get("status") or "cancelling"
+                # cancelled by this run: a resume sends its unanswered lines in a new batch
+                job.status = "cancelled" if batch.get("status") in ("cancelling", "cancelled", None) \
+                    else batch["status"]
                 state.update_job(self.db, self.run_id, job)
         return left
