@@ -41,6 +41,7 @@ def _batch_bodies(emu):
     return [e["body"] for e in posts(emu, "/v1/batches")]
 
 
+@pytest.mark.slow  # 1000 requests twice: local, then batched
 def test_200_rows_three_steps_same_outputs_as_the_local_engine_one_batch_per_round(tmp_path, emu):
     data = dataset(tmp_path / "tickets.jsonl", 200)
     flow = flow_file(tmp_path)
