@@ -1,0 +1,130 @@
+"""What batch mode refuses, before any request: ``flowrun validate --batch`` and
+``flowrun run --dataset --batch`` name each step, where it is, why, and what to do (exit 2);
+what it runs inline (Python steps) works."""
+
+from __future__ import annotations
+
+import json
+
+from batch_kit import dataset, lines, posts, run
+from flowkit import flowrun_cli, write
+
+REFUSED = """\
+name: refused
+inputs:
+  ticket: string
+tools:
+  docs:
+    mcp: https://example.com/mcp
+  sub: {flow: sub.yaml, description: a sub-flow as a tool}
+steps:
+  streamed:
+    input: "Stream {{ inputs.ticket }}"
+    stream: true
+  later:
+    input: "Later {{ inputs.ticket }}"
+    background: true
+  browse:
+    computer_use: {task: "look", start_url: "http://localhost:1"}
+  nested:
+    flow: sub.yaml
+    with: {q: "{{ inputs.ticket }}"}
+  asks:
+    input: "Docs?"
+    tools: [docs, sub]
+"""
+SUB = """\
+name: sub
+inputs:
+  q: string
+steps:
+  a:
+    input: "{{ inputs.q }}"
+outputs:
+  a: "{{ steps.a.text }}"
+"""
+
+
+def _flow(tmp_path):
+    write(tmp_path / "sub.yaml", SUB)
+    return write(tmp_path / "refused.yaml", REFUSED)
+
+
+def test_validate_batch_names_every_step_it_cannot_run(tmp_path):
+    flow = _flow(tmp_path)
+    plain = flowrun_cli("validate", str(flow))
+    assert plain.returncode == 0, plain.stderr  # a valid flow; only batch mode refuses it
+
+    out = flowrun_cli("validate", "--batch", str(flow))
+
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    problems = out.stderr.strip().splitlines()
+    text = out.stderr
+    assert f"{flow}:11:13: steps.streamed.stream: cannot run in batch mode: step 'streamed' streams" in text
+    assert f"{flow}:14:17: steps.later.background: cannot run in batch mode: step 'later' is a background" in text
+    assert f"{flow}:16:19: steps.browse.computer_use: cannot run in batch mode: step 'browse' is a computer-use" in text
+    assert f"{flow}:18:11: steps.nested.flow: cannot run in batch mode: step 'nested' runs a sub-flow" in text
+    assert "steps.asks.tools[0]: cannot run in batch mode: step 'asks' uses the MCP tool 'docs', whose calls " \
+           "need an interactive approval" in text
+    assert "steps.asks.tools[1]: cannot run in batch mode: step 'asks' uses the flow tool 'sub'" in text
+    assert "hint: give the tool an approval policy" in text
+    assert len([p for p in problems if "cannot run in batch mode" in p]) == 6
+
+    as_json = json.loads(flowrun_cli("validate", "--batch", "--json", str(flow)).stdout)
+    found = as_json[str(flow)]
+    assert found["valid"] is False
+    assert [p["path"] for p in found["problems"]][:2] == [["steps", "streamed", "stream"],
+                                                          ["steps", "later", "background"]]
+
+
+def test_run_batch_refuses_before_any_request(tmp_path, emu):
+    flow = _flow(tmp_path)
+    data = dataset(tmp_path / "tickets.jsonl", 2)
+    out = flowrun_cli("run", str(flow), "--dataset", str(data), "--batch", "--provider", "emulator",
+                      "--base-url", emu.base_url, "--run-dir", str(tmp_path / "runs"))
+    assert out.returncode == 2
+    assert "cannot run in batch mode: step 'streamed' streams" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert emu.journal() == []
+
+
+def test_batch_options_need_a_dataset_and_batch(tmp_path, emu):
+    flow = write(tmp_path / "one.yaml", "name: one\nsteps:\n  a:\n    input: hi\n")
+    out = flowrun_cli("run", str(flow), "--batch", "--provider", "emulator")
+    assert out.returncode == 2 and "--batch go with --dataset FILE" in out.stderr
+    data = dataset(tmp_path / "tickets.jsonl", 1)
+    out = flowrun_cli("run", str(flow), "--dataset", str(data), "--detach", "--provider", "emulator")
+    assert out.returncode == 2 and "--batch-deployment and --detach go with --batch" in out.stderr
+
+
+INLINE = """\
+name: inline
+inputs:
+  ticket: string
+steps:
+  normalize:
+    python: "steps_py:normalize"
+    with: {text: "{{ inputs.ticket }}"}
+  answer:
+    input: "Answer {{ steps.normalize.output }}"
+  skipped:
+    if: "{{ false }}"
+    input: "never"
+outputs:
+  answer: "{{ steps.answer.text }}"
+  normalized: "{{ steps.normalize.output }}"
+"""
+
+
+def test_python_steps_run_inline_and_skipped_steps_send_nothing(tmp_path, emu):
+    write(tmp_path / "steps_py.py", "def normalize(text: str) -> str:\n    return text.upper()\n")
+    flow = write(tmp_path / "inline.yaml", INLINE)
+    data = dataset(tmp_path / "tickets.jsonl", 3)
+    result = run(tmp_path, emu, data, flow=flow)
+    assert result.status == "succeeded", result.error
+    out = lines(result.results)
+    assert out[2]["outputs"]["normalized"] == "T2: PRINTER 2 JAMS"
+    assert "T2: PRINTER 2 JAMS" in out[2]["outputs"]["answer"]
+    assert out[2]["steps"]["skipped"]["status"] == "skipped"
+    assert len(posts(emu, "/v1/batches")) == 1  # layer 1 is a Python step: nothing to batch
