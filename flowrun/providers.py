@@ -47,6 +47,8 @@ class ProviderConfig:
     # what identifies the answers when base_url does not (the in-process emulator and
     # its script); the step cache keys on it
     endpoint_id: str | None = None
+    # batch mode: the model batch lines name (a name, or a mapping from model names)
+    batch_model: Any = None
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the provider (no credentials)."""
@@ -152,7 +154,9 @@ def resolve_provider(
     block: dict[str, Any] = {}
     for layer in reversed(layers):  # the first source wins
         block.update({k: v for k, v in layer.items() if v is not None})
-    return _build(kind, block, env)
+    cfg = _build(kind, block, env)
+    cfg.batch_model = block.get("batch_model")
+    return cfg
 
 
 def _build(kind: str, block: dict[str, Any], env: Mapping[str, str]) -> ProviderConfig:

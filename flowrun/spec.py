@@ -823,6 +823,9 @@ class Provider(StrictModel):
     """Azure: authenticate with an API key or Microsoft Entra ID (azure-identity)."""
     image_generation_deployment: str | None = None
     """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
+    batch_model: str | dict[str, str] | None = None
+    """Batch mode: the model (Azure: Global Batch deployment) batch lines name when the
+    step and ``defaults`` set no ``batch_model``: a name, or a mapping from model names."""
 
 
 class ModelRateLimit(StrictModel):

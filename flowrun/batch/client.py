@@ -23,11 +23,14 @@ CURRENT: ContextVar[Any] = ContextVar("flowrun_batch_step", default=None)
 
 
 def batch_model(sc: Any, model: str | None, settings: BatchSettings) -> str | None:
-    """The model a line names: ``--batch-deployment``, else the step's (or the defaults')
-    ``batch_model`` (a name, or a mapping from the step's model), else the step's model."""
+    """The model a line names: ``--batch-deployment``, else the step's, the defaults' or
+    the provider's ``batch_model`` (a name, or a mapping from the step's model), else the
+    step's model."""
     if settings.deployment:
         return settings.deployment
     chosen = sc.step.batch_model if sc.step.batch_model is not None else sc.flow.defaults.batch_model
+    if chosen is None:
+        chosen = getattr(getattr(sc.run.client, "provider", None), "batch_model", None)
     if isinstance(chosen, str):
         return sc.render(chosen)
     if isinstance(chosen, dict) and model in chosen:

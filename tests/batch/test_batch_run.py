@@ -208,3 +208,12 @@ def test_each_line_names_the_batch_deployment(tmp_path, emu):
     again = run(tmp_path, emu, data, flow=flow, batch_deployment="global-batch")
     assert again.status == "succeeded", again.error
     assert _line_models(emu, tmp_path, again.run_id) == [{"global-batch"}] * 3
+
+
+def test_the_provider_config_can_name_the_batch_deployment(tmp_path, emu, monkeypatch):
+    config = write(tmp_path / "config.yaml", "provider:\n  batch_model: {gpt-4.1: gpt-4.1-global-batch}\n")
+    monkeypatch.setenv("FLOWRUN_CONFIG", str(config))
+    flow = write(tmp_path / "one.yaml", ONE_STEP.replace("defaults:\n", "defaults:\n  model: gpt-4.1\n"))
+    result = run(tmp_path, emu, dataset(tmp_path / "tickets.jsonl", 2), flow=flow)
+    assert result.status == "succeeded", result.error
+    assert _line_models(emu, tmp_path, result.run_id) == [{"gpt-4.1-global-batch"}]
