@@ -1,6 +1,6 @@
 """The terminal side of batch mode: the dataset progress view, plus a line per batch as
-it is submitted, moves on (validating, in progress, finalizing) and ends, with its
-request counts. Under ``--json`` nothing but notices (on stderr)."""
+it is submitted, changes status (validating, in progress, finalizing, completed) and
+every tenth of its lines done. Under ``--json`` nothing but notices (on stderr)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from ..dataset.progress import DatasetProgress
 class BatchProgress(DatasetProgress):
     """Rows as :class:`DatasetProgress` shows them, and each batch's status."""
 
+    def __init__(self, console: Any = None):
+        super().__init__(console)
+        self.shown: dict[str, tuple[str, int]] = {}  # batch id -> (status, lines done) last shown
+
     def on_batch(self, event: dict[str, Any]) -> None:
         from rich.markup import escape
 
         done = event["completed"] + event["failed"]
-        counts = f"{done}/{event['lines']} lines" + (f", [red]{event['failed']} failed[/]" if event["failed"] else "")
-        self.console.print(f"[cyan]batch[/] {escape(str(event['batch_id']))}  layer {event['layer']} "
-                           f"round {event['round']}: {escape(event['status'])}  {counts}", highlight=False)
+        status, last = self.shown.get(event["batch_id"], ("", -1))
+        if event["status"] == status and done - last < max(1, event["lines"] // 10):
+            return
+        self.shown[event["batch_id"]] = (event["status"], done)
+        failed = f", [red]{event['failed']} failed[/]" if event["failed"] else ""
+        self.console.print(f"[cyan]layer {event['layer']} round {event['round']}[/] {escape(event['status'])} "
+                           f"{done}/{event['lines']}{failed}  [dim]{escape(str(event['batch_id']))}[/]",
+                           highlight=False)

@@ -217,3 +217,49 @@ def test_the_provider_config_can_name_the_batch_deployment(tmp_path, emu, monkey
     result = run(tmp_path, emu, dataset(tmp_path / "tickets.jsonl", 2), flow=flow)
     assert result.status == "succeeded", result.error
     assert _line_models(emu, tmp_path, result.run_id) == [{"gpt-4.1-global-batch"}]
+
+
+CHAINED = """\
+name: chained
+inputs:
+  ticket: string
+steps:
+  a:
+    input: "Summarize {{ inputs.ticket }}"
+  b:
+    continue: a
+    input: "Shorter, please"
+  c:
+    store: false
+    input: "Classify {{ inputs.ticket }}"
+  d:
+    continue: {step: c, mode: manual}
+    store: false
+    input: "Why?"
+outputs:
+  b: "{{ steps.b.text }}"
+  d: "{{ steps.d.text }}"
+"""
+
+
+def test_continued_steps_chain_across_batches_as_they_do_without_batch(tmp_path, emu):
+    flow = write(tmp_path / "chained.yaml", CHAINED)
+    data = dataset(tmp_path / "tickets.jsonl", 4)
+    local = run(tmp_path, emu, data, flow=flow, batch=False, results=tmp_path / "local.jsonl")
+    assert local.status == "succeeded", local.error
+    emu.reset()
+    result = run(tmp_path, emu, data, flow=flow, results=tmp_path / "batch.jsonl")
+    assert result.status == "succeeded", result.error
+    batched, alone = lines(tmp_path / "batch.jsonl"), lines(tmp_path / "local.jsonl")
+    assert {n: r["outputs"] for n, r in batched.items()} == {n: r["outputs"] for n, r in alone.items()}
+    assert len(posts(emu, "/v1/batches")) == 2  # two layers, one round each
+    with emu.sdk() as sdk:
+        second = _store(tmp_path, result.run_id)[0][1]
+        sent = {json.loads(x)["custom_id"]: json.loads(x)["body"]
+                for x in sdk.files.content(second["file_id"]).text.splitlines()}
+    b, d = sent["row-2:b:0"], sent["row-2:d:0"]
+    assert b["previous_response_id"] == batched[2]["steps"]["a"]["response_id"]
+    assert "previous_response_id" not in d and d["store"] is False
+    assert "reasoning.encrypted_content" in d["include"]
+    texts = json.dumps(d["input"])
+    assert "Classify T2: printer 2 jams" in texts and "Why?" in texts  # the whole conversation again

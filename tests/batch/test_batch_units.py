@@ -75,3 +75,24 @@ def test_settings_by_provider_and_environment():
                 {"FLOWRUN_BATCH_MAX_LINES": "many"}):
         with pytest.raises(UsageError):
             BatchSettings.for_provider("openai", environ=env)
+
+
+def test_the_progress_view_shows_each_batch_status_and_every_tenth_of_its_lines():
+    import io
+
+    from rich.console import Console
+
+    from flowrun.batch.progress import BatchProgress
+
+    out = io.StringIO()
+    view = BatchProgress(Console(file=out, width=200))
+    event = {"batch_id": "batch_1", "layer": 2, "round": 1, "part": 0, "lines": 100, "completed": 0, "failed": 0}
+    view.on_batch({**event, "status": "submitted"})
+    view.on_batch({**event, "status": "in_progress", "completed": 3})
+    view.on_batch({**event, "status": "in_progress", "completed": 8})  # under a tenth more: not shown
+    view.on_batch({**event, "status": "in_progress", "completed": 12, "failed": 2})
+    view.on_batch({**event, "status": "completed", "completed": 97, "failed": 3})
+    shown = out.getvalue().splitlines()
+    assert shown == ["layer 2 round 1 submitted 0/100  batch_1", "layer 2 round 1 in_progress 3/100  batch_1",
+                     "layer 2 round 1 in_progress 14/100, 2 failed  batch_1",
+                     "layer 2 round 1 completed 100/100, 3 failed  batch_1"]
