@@ -12,7 +12,8 @@
               | "seed=" TEXT (for rate)
 
 ``COUNT`` caps how many lines a ``line@`` rule fails in all (default: no cap), e.g.
-``line@id=row-7x1`` fails row 7 once and lets its retry through. A failed line gets
+``line@id=row-7x1`` fails row 7 once and lets its retry through (so a glob ending in
+``x`` and digits reads as a count: write ``[x]`` for a literal ``x`` there). A failed line gets
 ``response.status_code`` STATUS and an error body in the batch's error file, as a
 ``POST /responses`` answered with that error would. An expired batch writes every line
 it did not reach to the error file with ``error.code`` ``batch_expired``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .errors import APIError
@@ -45,7 +46,9 @@ class LineFault:
     code: str | None = None
     message: str | None = None
     seed: str = ""
-    seen: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.seen: dict[str, int] = {}  # custom_id -> lines drawn for it (rate); not in snapshots
 
     def matches(self, line_number: int, custom_id: str) -> bool:
         if self.count is not None and self.count <= 0:

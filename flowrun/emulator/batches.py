@@ -28,6 +28,9 @@ line an expired batch did not reach goes there with ``response: null`` and
 running exceed it fails while validating with ``errors.data[0].code`` =
 ``token_limit_exceeded``; wait for running batches to finish and submit again.
 
+A cancel cuts the processing delay short: the line running finishes, the files are
+written and the batch is ``cancelled`` at once.
+
 Timing and faults: ``delay_ms`` (:mod:`.batch_settings`) and the ``line@`` / ``expire@``
 fault rules (:mod:`.batch_faults`). Batch lines are not journaled (the journal holds HTTP
 requests: ``POST /v1/files``, ``POST /v1/batches``, ...) and do not use the HTTP fault queue
@@ -51,15 +54,14 @@ from .batch_input import Line, check_upload, estimate_tokens, first_model, parse
 from .batch_settings import batch_settings, reset_settings, settings_from_env
 from .conformance import check_body, load_subset
 from .errors import APIError, not_found
-from .files import UPLOAD_CHECKS, file_store
+from .files import BATCH_FILE_SECONDS, UPLOAD_CHECKS, expiry_seconds, file_store
 from .model import new_id
 from .server import _int_param, register_control_routes, register_routes
 from .service import FROM_ENV_HOOKS, IN_BATCH, RESET_HOOKS, JSONAnswer
 
 ENDPOINT = "/v1/responses"
 WINDOW_SECONDS = 24 * 3600
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-RUNNING = ("in_progress", "finalizing", "cancelling")
+TERMINAL = ("completed", "failed", "expired", "cancelled")  # a batch in one of these is done
 
 
 def _usage() -> dict[str, Any]:
@@ -80,6 +82,8 @@ class BatchJob:
     task: asyncio.Task | None = None
     loop: asyncio.AbstractEventLoop | None = None
     dropped: bool = False  # the emulator was reset: write nothing more
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set by a cancel
+    file_seconds: int = BATCH_FILE_SECONDS  # output and error files expire after this
 
     @property
     def id(self) -> str:
@@ -151,9 +155,16 @@ def batch_store(emulator: Any) -> BatchStore:
 # ------------------------------------------------------------------ processing
 
 
-async def _wait(emulator: Any) -> None:
+async def _wait(emulator: Any, job: BatchJob) -> None:
+    """The processing delay (at least one turn of the loop); a cancel cuts it short."""
     delay = batch_settings(emulator).delay_ms
-    await asyncio.sleep(delay / 1000 if delay else 0)
+    if not delay or job.status == "cancelling":
+        await asyncio.sleep(0)
+        return
+    try:
+        await asyncio.wait_for(job.wake.wait(), delay / 1000)
+    except asyncio.TimeoutError:
+        pass
 
 
 async def _run_line(emulator: Any, job: BatchJob, line: Line) -> None:
@@ -201,10 +212,12 @@ def _fail(job: BatchJob, errors: list[dict[str, Any]]) -> None:
 
 async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
     store = batch_store(emulator)
-    await _wait(emulator)
+    await _wait(emulator, job)
     if job.status == "cancelling":
         return await _finish(emulator, job)
-    lines, errors = parse_lines(data, job.data["endpoint"])
+    lines, errors = await asyncio.to_thread(parse_lines, data, job.data["endpoint"])  # up to 200 MB
+    if job.status == "cancelling" or job.dropped:
+        return await _finish(emulator, job)
     if errors:
         return _fail(job, errors)
     model = lines[0].body["model"]
@@ -230,7 +243,9 @@ async def _process(emulator: Any, job: BatchJob, data: bytes) -> None:
                 break
             if expire_after is not None and index >= expire_after:
                 return await _expire(emulator, job, lines[index:])
-            await _wait(emulator)
+            await _wait(emulator, job)
+            if job.status == "cancelling" or job.dropped:
+                break
             await _run_line(emulator, job, line)
         if job.status != "cancelling":
             job.set_status("finalizing")
@@ -256,14 +271,15 @@ async def _expire(emulator: Any, job: BatchJob, left: list[Line]) -> None:
 
 async def _finish(emulator: Any, job: BatchJob, status: str | None = None) -> None:
     """Write the output and error files, then the terminal status."""
-    await _wait(emulator)
+    await _wait(emulator, job)
     if job.dropped:
         return
     files = file_store(emulator)
     for key, rows, name in (("output_file_id", job.outputs, "output"), ("error_file_id", job.errors, "error")):
         if rows:
-            text = "\n".join(rows) + "\n"
-            job.data[key] = files.add(text.encode("utf-8"), f"{job.id}_{name}.jsonl", "batch_output").id
+            # a lone surrogate (a script's "\udc80") goes out as its JSON escape, as the server sends it
+            text = ("\n".join(rows) + "\n").encode("utf-8", "backslashreplace")
+            job.data[key] = files.add(text, f"{job.id}_{name}.jsonl", "batch_output", job.file_seconds).id
     job.set_status(status or ("cancelled" if job.status == "cancelling" else "completed"))
 
 
@@ -315,6 +331,8 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
             raise APIError(400, f"The input file {source.id} has purpose {source.purpose!r}; upload it with "
                            "purpose 'batch'.", param="input_file_id", code="invalid_value")
         job = _new_job(body, source.data)
+        if body.get("output_expires_after") is not None:
+            job.file_seconds = expiry_seconds(body["output_expires_after"], "output_expires_after")
         store.add(job)
         job.loop = asyncio.get_running_loop()
         job.task = job.loop.create_task(_guarded(emulator, job, source.data))
@@ -345,6 +363,7 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
         job = store.get(request.path_params["batch_id"])
         if job.status in ("validating", "in_progress", "finalizing"):
             job.set_status("cancelling")
+            job.wake.set()
         elif job.status not in ("cancelling", "cancelled"):
             raise APIError(409, f"Cannot cancel a batch with status '{job.status}'.", param="batch_id",
                            code="invalid_state")

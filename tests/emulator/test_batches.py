@@ -85,8 +85,14 @@ def test_outputs_equal_the_direct_responses_and_conform(server, http, client, lo
               for name, body in BODIES.items()}
     http.post("/_emulator/reset").raise_for_status()
     load_script(SCRIPT)
-    created = _submit(client, [_line(name, body) for name, body in BODIES.items()], metadata={"job": "nightly"})
-    assert created.status == "validating" and created.model == "gpt-4.1"
+    upload = client.files.create(file=("requests.jsonl", _jsonl([_line(n, b) for n, b in BODIES.items()])),
+                                 purpose="batch")
+    raw = http.post("/v1/batches", json={"input_file_id": upload.id, "endpoint": "/v1/responses",
+                                         "completion_window": "24h", "metadata": {"job": "nightly"}})
+    assert raw.status_code == 200
+    assert_conforms("Batch", raw.json())
+    created = client.batches.retrieve(raw.json()["id"])
+    assert raw.json()["status"] == "validating" and created.model == "gpt-4.1"
     done = _wait(client, created.id)
     assert done.status == "completed", done.errors
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 5, 0)
@@ -139,7 +145,8 @@ def test_responses_chain_across_batches_and_tool_loops(client):
 
 
 def test_line_faults_fail_chosen_lines_and_bad_bodies_fail_alone(http, client):
-    http.post("/_emulator/faults", json={"spec": "line@every=3:status=500,line@id=keep-*x1:status=429"}).raise_for_status()
+    spec = "line@every=3:status=500,line@id=keep-*x1:status=429"
+    http.post("/_emulator/faults", json={"spec": spec}).raise_for_status()
     lines = [_line("keep-1", {"model": "m", "input": "k"}),
              _line("bad", {"model": "m", "input": "x", "temprature": 1})]
     lines += [_line(f"row-{i}", {"model": "m", "input": f"q{i}"}) for i in range(1, 8)]  # lines 3..9
@@ -194,12 +201,17 @@ def test_bad_fault_rules_are_refused(http):
 def test_cancel_keeps_the_lines_already_done(http, client):
     _settings(http, pause_after=2)
     created = _submit(client, [_line(f"c{i}", {"model": "m", "input": f"n{i}"}) for i in range(5)])
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())  # validating or in progress
     paused = _wait(client, created.id, lambda b: b.request_counts.completed == 2)
     assert paused.status == "in_progress"
-    cancelling = client.batches.cancel(created.id)
-    assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())
+    raw = http.post(f"/v1/batches/{created.id}/cancel")
+    assert raw.status_code == 200
+    assert_conforms("Batch", raw.json())
+    assert raw.json()["status"] == "cancelling" and raw.json()["cancelling_at"] >= raw.json()["in_progress_at"]
     done = _wait(client, created.id)
     assert done.status == "cancelled" and done.cancelled_at >= done.cancelling_at
+    assert_conforms("Batch", http.get(f"/v1/batches/{created.id}").json())
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 2, 0)
     assert sorted(_rows(client, done.output_file_id)) == ["c0", "c1"]
     assert client.batches.cancel(created.id).status == "cancelled"  # cancelling again changes nothing
@@ -212,8 +224,9 @@ def test_cancel_keeps_the_lines_already_done(http, client):
 
 
 def test_cancel_while_validating(http, client):
-    _settings(http, delay_ms=200)
+    _settings(http, delay_ms=600_000)  # validating for ten minutes, unless cancelled
     created = _submit(client, [_line("v", {"model": "m", "input": "v"})])
+    assert client.batches.retrieve(created.id).status == "validating"
     assert client.batches.cancel(created.id).status == "cancelling"
     done = _wait(client, created.id)
     assert done.status == "cancelled" and done.in_progress_at is None and done.output_file_id is None
@@ -355,7 +368,7 @@ def test_batch_lines_leave_the_http_quota_and_faults_alone(http, client):
     assert _rows(client, stream.error_file_id)["s"]["response"]["status_code"] == 400
 
 
-def test_settings_from_env_and_control_route(http):
+def test_settings_from_env_and_control_route(http, emu):
     emulator = Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_DELAY_MS": "5",
                                           "FLOWRUN_EMULATOR_BATCH_TOKEN_LIMIT": "gpt-4.1=100,*=50",
                                           "FLOWRUN_EMULATOR_BATCH_MAX_LINES": "10"})
@@ -369,8 +382,39 @@ def test_settings_from_env_and_control_route(http):
         Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_DELAY_MS": "soon"})
     with pytest.raises(ValueError, match="MODEL=N"):
         Emulator.from_env(environ={"FLOWRUN_EMULATOR_BATCH_TOKEN_LIMIT": "=5"})
-    shown = _settings(http, token_limit="7", delay_ms=1)
+    shown = emu.batch_settings(token_limit="7", delay_ms=1)
     assert shown["token_limit"] == {"*": 7} and shown["delay_ms"] == 1 and shown["batches"] == 0
     bad = http.post("/_emulator/batches", json={"speed": 1})
     assert bad.status_code == 400 and "unknown batch settings" in bad.json()["error"]["message"]
     assert http.post("/_emulator/batches", json={"max_lines": 0}).status_code == 400
+
+
+def test_file_expiry(http, client):
+    lines = _jsonl([_line("a", {"model": "m", "input": "x"})])
+    default = client.files.create(file=("a.jsonl", lines), purpose="batch")
+    assert default.expires_at == default.created_at + 30 * 24 * 3600
+    short = client.files.create(file=("b.jsonl", lines), purpose="batch",
+                                expires_after={"anchor": "created_at", "seconds": 7200})
+    assert short.expires_at == short.created_at + 7200
+    assert_conforms("OpenAIFile", http.get(f"/v1/files/{short.id}").json())
+    with pytest.raises(openai.BadRequestError, match="3600"):
+        client.files.create(file=("c.jsonl", lines), purpose="batch",
+                            expires_after={"anchor": "created_at", "seconds": 60})
+    assert client.files.create(file=("n.txt", b"x"), purpose="user_data").expires_at is None
+    batch = client.batches.create(input_file_id=short.id, endpoint="/v1/responses", completion_window="24h",
+                                  output_expires_after={"anchor": "created_at", "seconds": 3600})
+    out = client.files.retrieve(_wait(client, batch.id).output_file_id)
+    assert out.expires_at == out.created_at + 3600
+
+
+def test_reset_drops_running_batches(http, client):
+    _settings(http, pause_after=1)
+    running = _submit(client, [_line(f"p{i}", {"model": "m", "input": "p"}) for i in range(3)])
+    _wait(client, running.id, lambda b: b.request_counts.completed == 1)
+    http.post("/_emulator/reset").raise_for_status()  # settings back to the defaults, too
+    assert client.batches.list().data == [] and client.files.list().data == []
+    with pytest.raises(openai.NotFoundError):
+        client.batches.retrieve(running.id)
+    fresh = _wait(client, _submit(client, [_line("n", {"model": "m", "input": "n"})]).id)
+    assert fresh.status == "completed"
+    assert [f.purpose for f in client.files.list().data] == ["batch", "batch_output"]  # nothing from the old one
