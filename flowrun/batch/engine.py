@@ -39,7 +39,7 @@ class _Row:
     where: str
     inputs: dict[str, Any]
     runner: BatchRowRunner
-    decide: Scheduler  # the row's step statuses and fail-fast state, decided as the scheduler does
+    schedule: Scheduler  # the row's step statuses and fail-fast state, decided as the scheduler does
 
 
 class BatchDatasetRunner(DatasetRunner):
@@ -77,8 +77,8 @@ class BatchDatasetRunner(DatasetRunner):
         ctx = RunContext(plan=self.spec.plan, client=client, store=store, redactor=self.redactor,
                          inputs=inputs, hooks=_RowHooks(self.hooks, row.number))
         runner = BatchRowRunner(ctx, self.collector)
-        decide = Scheduler(self.spec.plan.needs, runner.run_step, runner.node_options(), runner._on_settled)
-        return _Row(row.number, where, inputs, runner, decide)
+        schedule = Scheduler(self.spec.plan.needs, runner.run_step, runner.node_options(), runner._on_settled)
+        return _Row(row.number, where, inputs, runner, schedule)
 
     async def _step(self, r: _Row, sid: str) -> None:
         try:
@@ -89,21 +89,19 @@ class BatchDatasetRunner(DatasetRunner):
             status = FAILED
         finally:
             self.collector.leave()
-        r.decide.status[sid] = status
-        if status == FAILED and not self.spec.plan.step(sid).continue_on_error and r.decide.failed_fast is None:
-            r.decide.failed_fast = sid
+        r.schedule.finished(sid, status)
 
     async def _layer(self, number: int, layer: tuple[str, ...], rows: list[_Row]) -> None:
         self.collector.layer, self.collector.round = number, 0
         tasks = []
         for r in rows:
             for sid in layer:
-                if r.decide.failed_fast:
-                    r.decide._set(sid, SKIPPED, f"not run: {r.decide.failed_fast} failed")
+                if r.schedule.failed_fast:
+                    r.schedule.settle(sid, SKIPPED, f"not run: {r.schedule.failed_fast} failed")
                     continue
-                decision = r.decide._decide(sid)
+                decision = r.schedule.decide(sid)
                 if decision is not None:
-                    r.decide._set(sid, *decision)
+                    r.schedule.settle(sid, *decision)
                     continue
                 self.collector.enter()  # counted before its task starts
                 tasks.append(asyncio.get_running_loop().create_task(self._step(r, sid)))
@@ -117,7 +115,7 @@ class BatchDatasetRunner(DatasetRunner):
 
     async def _conclude(self, r: _Row) -> None:
         try:
-            result = await r.runner.conclude(dict(r.decide.status))
+            result = await r.runner.conclude(dict(r.schedule.status))
         except FlowrunError as exc:
             self._finish(r.number, FAILED, r.inputs, {}, {}, f"{r.where}: {exc}", {})
             return
