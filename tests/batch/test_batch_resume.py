@@ -156,3 +156,39 @@ def test_detach_leaves_the_batch_running_and_resume_picks_it_up(tmp_path, emu):
     assert result.status == "succeeded", result.error
     assert result.batches["re_attached"] == 1 and result.batches["created"] == ROUNDS - 1
     assert len(posts(emu, "/v1/batches")) == ROUNDS
+
+
+def test_killed_while_creating_the_batch_resume_never_makes_a_second_one(tmp_path, emu):
+    """Killed after the upload was recorded and while ``POST /batches`` was on its way:
+    the resumed run looks for a batch of that file before it creates one."""
+    data = dataset(tmp_path / "tickets.jsonl", 4)
+    emu.faults(latency_ms=400)  # every request takes 0.4 s: the create is in flight a while
+    proc = _start(tmp_path, emu, data)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run_id, found = _jobs(tmp_path)
+            if found:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.01)
+        assert found and found[0]["batch_id"] is None  # uploaded and recorded, not created yet
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+    file_id = found[0]["file_id"]
+    emu.faults(latency_ms=0)
+    time.sleep(0.5)  # the create that was in flight lands (or not) on the service
+
+    result = _resume(tmp_path, emu)
+
+    assert result.status == "succeeded", result.error
+    assert result.succeeded == 4
+    with emu.sdk() as sdk:
+        made = [b for b in sdk.batches.list(limit=100).data if b.input_file_id == file_id]
+    assert len(made) == 1  # one batch for that file, whether the killed run's create landed or not
+    assert "/v1/batches" in emu.paths("GET")  # the resumed run looked before it created
+    _, stored = _jobs(tmp_path)
+    assert stored[0]["file_id"] == file_id and stored[0]["batch_id"] == made[0].id

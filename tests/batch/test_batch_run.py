@@ -263,3 +263,14 @@ def test_continued_steps_chain_across_batches_as_they_do_without_batch(tmp_path,
     assert "reasoning.encrypted_content" in d["include"]
     texts = json.dumps(d["input"])
     assert "Classify T2: printer 2 jams" in texts and "Why?" in texts  # the whole conversation again
+
+
+def test_lines_an_expired_batch_did_not_reach_go_in_the_next_batch(tmp_path, emu):
+    emu.faults("expire@3")  # the first batch expires after 3 lines
+    data = dataset(tmp_path / "tickets.jsonl", 8)
+    result = run(tmp_path, emu, data, flow=write(tmp_path / "one.yaml", ONE_STEP))
+    assert result.status == "succeeded", result.error
+    first, second = _store(tmp_path, result.run_id)[0]
+    assert (first["status"], first["lines"], second["status"], second["lines"]) == ("expired", 8, "completed", 5)
+    assert first["counts"]["completed"] == 3
+    assert sorted(lines(result.results)) == list(range(1, 9))
