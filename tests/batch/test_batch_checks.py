@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from batch_kit import dataset, lines, posts, run
 from flowkit import flowrun_cli, write
 
@@ -128,3 +130,21 @@ def test_python_steps_run_inline_and_skipped_steps_send_nothing(tmp_path, emu):
     assert "T2: PRINTER 2 JAMS" in out[2]["outputs"]["answer"]
     assert out[2]["steps"]["skipped"]["status"] == "skipped"
     assert len(posts(emu, "/v1/batches")) == 1  # layer 1 is a Python step: nothing to batch
+
+
+@pytest.mark.slow  # two CLI runs of the example
+def test_the_ticket_triage_example_gives_the_same_results_with_batch(tmp_path):
+    from flowkit import REPO
+
+    results = {}
+    for mode in ("local", "batch"):
+        out = flowrun_cli("run", "examples/flows/ticket-triage.yaml", "--provider", "emulator", "--dataset",
+                          "examples/flows/data/tickets.csv", "--map", "ticket=message", "--json",
+                          "--run-dir", str(tmp_path / "runs"), "--results", str(tmp_path / f"{mode}.jsonl"),
+                          *(["--batch"] if mode == "batch" else []), cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout)
+        assert summary["status"] == "succeeded" and summary["rows"]["succeeded"] == 6
+        results[mode] = {n: r["outputs"] for n, r in lines(tmp_path / f"{mode}.jsonl").items()}
+    assert summary["batches"]["created"] == 2
+    assert results["batch"] == results["local"]
