@@ -5,6 +5,7 @@ to resume."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import signal
@@ -13,7 +14,7 @@ import sys
 import time
 
 from batch_kit import ROUNDS, dataset, flow_file, lines, posts, run
-from flowkit import cli_env
+from flowkit import cli_env, flowrun_cli
 
 from flowrun.batch.state import jobs
 from flowrun.emulator.batch_settings import set_batch_settings
@@ -103,6 +104,10 @@ def test_killed_during_a_batch_resume_reattaches_without_creating_it_again(tmp_p
     _, stored = _jobs(tmp_path)
     assert [j["batch_id"] for j in stored].count(first["batch_id"]) == 1
     assert len(stored) == ROUNDS
+    shown = json.loads(flowrun_cli("show", run_id, "--json", "--run-dir", str(tmp_path / "runs")).stdout)
+    assert [b["batch_id"] for b in shown["batches"]] == [j["batch_id"] for j in stored]
+    assert shown["batches"][0]["status"] == "completed" and shown["batches"][0]["counts"]["completed"] == 12
+    assert len(shown["attempts"]) == 2
 
 
 def test_ctrl_c_cancels_the_running_batch_and_resume_sends_its_lines_again(tmp_path, emu):
