@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
+from .tracing import otel_options
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
@@ -243,6 +244,7 @@ def schema(tests: bool) -> None:
 @click.option("--detach", is_flag=True,
               help="With --batch: on Ctrl-C leave the batches running (flowrun resume re-attaches).")
 @handle_errors
+@otel_options
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,

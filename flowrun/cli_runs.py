@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import click
 
+from .tracing import otel_options
+
 RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 
 
@@ -36,6 +38,7 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 @click.option("--retry-failed", is_flag=True,
               help="A dataset run: also run the rows that failed again (default: only the rows "
                    "that did not finish).")
+@otel_options
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
            emulator_script: str | None, interactive: bool | None, allow_changes: bool,

@@ -17,6 +17,7 @@ from .context import RunContext, StepContext
 from .durable import Resumption, open_journal
 from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
 from .hooks import RunHooks
+from .tracing import current as tracer
 from .plan import Plan
 from .results import (
     CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult, add_usage,
@@ -214,6 +215,10 @@ class Runner:
         self.save_soon()
 
     async def run_step(self, sid: str) -> str:
+        with tracer().step(self, sid):
+            return await self._step(sid)
+
+    async def _step(self, sid: str) -> str:
         step = self.plan.step(sid)
         outcome = self.ctx.outcomes[sid]
         outcome.started_at = time.time()
@@ -275,10 +280,12 @@ class Runner:
         async def one(i: int, value: Any) -> None:
             sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
             if limit is None:
-                await self._run_one(sc)
+                with tracer().item(sc):
+                    await self._run_one(sc)
             else:
                 async with limit:
-                    await self._run_one(sc)
+                    with tracer().item(sc):
+                        await self._run_one(sc)
 
         await asyncio.gather(*(one(i, v) for i, v in enumerate(values)))
 
@@ -361,6 +368,10 @@ class Runner:
         }
 
     async def run(self) -> RunResult:
+        with tracer().run(self):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         scheduler = Scheduler(self.plan.needs, self.run_step, self.node_options(), self._on_settled)
         self.ctx.hooks.on_run_start(self.ctx.store.run_id, str(self.ctx.store.dir), list(self.plan.order))
         if self.journal is not None:

@@ -12,6 +12,7 @@ from ..context import StepContext
 from ..dataset.engine import RowRunner
 from ..durable import RunJournal
 from ..results import StepResult
+from ..tracing import current as tracer
 from .client import CURRENT
 from .collector import Collector
 
@@ -44,8 +45,10 @@ class BatchRowRunner(RowRunner):
         collector.enter(len(values))  # every item counted before it starts
 
         async def one(i: int, value: Any) -> None:
+            sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
             try:
-                await self._run_one(StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i}))
+                with tracer().item(sc):
+                    await self._run_one(sc)
             finally:
                 collector.leave()
 

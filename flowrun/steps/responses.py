@@ -23,6 +23,7 @@ from ..parts import build_input
 from ..results import SUCCEEDED
 from ..retry import with_retries
 from ..secrets import StreamMasker
+from ..tracing import current as tracer
 from ..tools import EVENT_HANDLERS, build_tools, handle_items, load_builtins
 from .conversations import conversation_scope
 from .options import compacted, merge_text, option_params, prompt_param
@@ -233,7 +234,15 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
     def on_retry(n: int, err: Exception, wait: float) -> None:
         sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
 
-    response = await with_retries(attempt, sc.retries, on_retry)
+    with tracer().model_call(sc, params) as span:
+        response = await with_retries(attempt, sc.retries, on_retry)
+        span.done(response)
+        await _settle(sc, response)
+    return response
+
+
+async def _settle(sc: StepContext, response: dict[str, Any]) -> None:
+    """Save the response; a failed, cancelled or incomplete one fails the step."""
     # off the event loop: a wide flow saves many responses at once
     await asyncio.to_thread(sc.run.store.save_response, sc.key, response, sc.state.get("turn"))
     status = response.get("status")
@@ -245,7 +254,6 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
     if status == "incomplete":
         reason = (response.get("incomplete_details") or {}).get("reason", "unknown")
         raise ExecutionError(f"the response is incomplete ({reason})", sc.step_id)
-    return response
 
 
 def next_turn(request: dict[str, Any], conversation: list[dict[str, Any]],
