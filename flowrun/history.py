@@ -109,7 +109,7 @@ def run_view(db: RunDB, row: dict[str, Any]) -> dict[str, Any]:
     }
     from .batch.state import jobs
 
-    batches = [{k: j[k] for k in ("batch_id", "layer", "round", "part", "status", "lines", "counts",
+    batches = [{k: j[k] for k in ("batch_id", "wave", "layer", "round", "part", "status", "lines", "counts",
                                    "input_file_id", "output_file_id", "error_file_id", "error")}
                for j in ({**j, "input_file_id": j["file_id"]} for j in jobs(db, row["id"]))]
     if batches:
@@ -203,7 +203,7 @@ def run_text(view: dict[str, Any]) -> str:
         lines.append("batches")
         for b in view["batches"]:
             counts = b["counts"] or {}
-            lines.append(f"  layer {b['layer']} round {b['round']}"
+            lines.append(f"  {'wave %s ' % b['wave'] if (b['wave'] or 1) > 1 else ''}layer {b['layer']} round {b['round']}"
                          + (f" part {b['part']}" if b["part"] else "")
                          + f"  {b['batch_id'] or '(not created)'}  {b['status']}  "
                          f"{counts.get('completed', 0)}/{b['lines']} lines"

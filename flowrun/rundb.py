@@ -109,8 +109,8 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     line TEXT, tokens INTEGER NOT NULL DEFAULT 0, ended REAL,
     PRIMARY KEY (run_id, row)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batch_jobs (
-    run_id TEXT NOT NULL, file_id TEXT NOT NULL, batch_id TEXT, layer INTEGER, round INTEGER,
-    part INTEGER, attempt INTEGER, status TEXT NOT NULL, lines INTEGER, counts TEXT,
+    run_id TEXT NOT NULL, file_id TEXT NOT NULL, batch_id TEXT, wave INTEGER, layer INTEGER,
+    round INTEGER, part INTEGER, attempt INTEGER, status TEXT NOT NULL, lines INTEGER, counts TEXT,
     output_file_id TEXT, error_file_id TEXT, error TEXT, created REAL, updated REAL,
     PRIMARY KEY (run_id, file_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batch_lines (

@@ -56,6 +56,7 @@ class Collector:
         self.active = 0
         self.queue: list[Line] = []
         self.flushing: asyncio.Task[None] | None = None
+        self.wave = 0  # rows go through the layers a wave at a time
         self.layer = 0
         self.round = 0
         self.open: dict[str, Job] = {}  # file id -> job whose batch may still run
@@ -137,15 +138,16 @@ class Collector:
         return answers
 
     async def _upload(self, part: list[Line], n: int) -> Job:
-        name = f"flowrun-{self.run_id}-layer{self.layer}-round{self.round}-part{n}.jsonl"
+        name = f"flowrun-{self.run_id}-wave{self.wave}-layer{self.layer}-round{self.round}-part{n}.jsonl"
         file_id = await self.service.upload(name, b"".join(line.data for line in part))
-        job = Job(file_id, self.layer, self.round, n, len(part))
+        job = Job(file_id, self.wave, self.layer, self.round, n, len(part))
         state.save_job(self.db, self.run_id, job, self.attempt, part)  # before the batch exists
         return job
 
     async def _create(self, job: Job) -> dict[str, Any]:
         batch = await self.service.create(job.file_id, {
-            "flowrun_run": self.run_id, "flowrun_layer": str(job.layer), "flowrun_round": str(job.round)})
+            "flowrun_run": self.run_id, "flowrun_wave": str(job.wave), "flowrun_layer": str(job.layer),
+            "flowrun_round": str(job.round)})
         job.batch_id, job.status = batch["id"], batch.get("status") or "validating"
         self.open[job.file_id] = job
         state.update_job(self.db, self.run_id, job)
@@ -203,7 +205,7 @@ class Collector:
 
     def _event(self, job: Job, batch: dict[str, Any], status: str) -> None:
         counts = _counts(batch)
-        self.hooks.on_batch({"batch_id": job.batch_id, "layer": job.layer, "round": job.round,
+        self.hooks.on_batch({"batch_id": job.batch_id, "wave": job.wave, "layer": job.layer, "round": job.round,
                              "part": job.part, "status": status, "lines": job.lines,
                              "completed": counts["completed"], "failed": counts["failed"]})
 

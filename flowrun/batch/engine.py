@@ -2,14 +2,16 @@
 layer at a time, each round of requests of a layer (first requests, then each tool-loop
 round, then retries of failed lines) in one batch.
 
-Data flow: rows (read up front; a layer needs them all) -> per layer, per row, each step
+Data flow: rows (read a wave of ``wave_rows`` at a time; a layer needs them all) -> per
+layer, per row, each step
 decided as the scheduler would (skip after a failed or skipped need, fail fast) -> the
 step runs of the layer as chains of the :class:`~.collector.Collector` -> when the last
 layer is done, each row's outputs and results line, as :class:`~flowrun.dataset.engine.
 DatasetRunner` writes them (same shapes, same store rows).
 
-Rows are held in memory for the length of the run (their step results feed the next
-layer); what a row keeps is its step results, not its responses.
+A wave's rows are held in memory until its last layer is done (their step results feed
+the next layer); then their lines are written and the next wave starts. A dataset of up
+to ``wave_rows`` rows (10,000 by default) is one wave: one batch per round.
 """
 
 from __future__ import annotations
@@ -126,6 +128,21 @@ class BatchDatasetRunner(DatasetRunner):
         self._finish(r.number, status, r.inputs, outputs, usage, error, steps)
 
     # -- the run -------------------------------------------------------------------------
+    def _wave(self, rows: Iterator[Row]) -> tuple[list[_Row], str | None]:
+        """The next ``wave_rows`` rows to run (and the dataset's error, if reading stops)."""
+        wave: list[_Row] = []
+        try:
+            for row in rows:
+                if not self.skip(row.number):
+                    prepared = self._prepare(row)
+                    if prepared is not None:
+                        wave.append(prepared)
+                        if len(wave) >= self.settings.wave_rows:
+                            break
+        except DatasetError as exc:
+            return wave, exc.format()
+        return wave, None
+
     async def run(self, kept: Iterator[str] = iter(())) -> tuple[str, str | None, int]:
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         error: str | None = None
@@ -134,20 +151,19 @@ class BatchDatasetRunner(DatasetRunner):
                 out.write(line + "\n")
             out.flush()
             self._out = out
-            rows: list[_Row] = []
+            rows = self.spec.rows()
             try:
-                for row in self.spec.rows():
-                    if not self.skip(row.number):
-                        prepared = self._prepare(row)
-                        if prepared is not None:
-                            rows.append(prepared)
-            except DatasetError as exc:
-                error = exc.format()
-            try:
-                for number, layer in enumerate(self.spec.plan.generations, 1):
-                    await self._layer(number, layer, rows)
-                for r in rows:
-                    await self._conclude(r)
+                while not self.cancelled:
+                    wave, error = self._wave(rows)
+                    if not wave:
+                        break
+                    self.collector.wave += 1
+                    for number, layer in enumerate(self.spec.plan.generations, 1):
+                        await self._layer(number, layer, wave)
+                    for r in wave:
+                        await self._conclude(r)
+                    if error is not None:
+                        break
             except asyncio.CancelledError:
                 self.cancelled = True
                 self.left_running = await self.collector.stop(cancel=not self.settings.detach)

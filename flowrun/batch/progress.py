@@ -25,6 +25,7 @@ class BatchProgress(DatasetProgress):
             return
         self.shown[event["batch_id"]] = (event["status"], done)
         failed = f", [red]{event['failed']} failed[/]" if event["failed"] else ""
-        self.console.print(f"[cyan]layer {event['layer']} round {event['round']}[/] {escape(event['status'])} "
+        wave = f"wave {event['wave']} " if event.get("wave", 1) > 1 else ""
+        self.console.print(f"[cyan]{wave}layer {event['layer']} round {event['round']}[/] {escape(event['status'])} "
                            f"{done}/{event['lines']}{failed}  [dim]{escape(str(event['batch_id']))}[/]",
                            highlight=False)

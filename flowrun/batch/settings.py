@@ -26,29 +26,38 @@ class BatchSettings:
     quota_tries: int = 12
     max_lines: int = MAX_LINES
     max_bytes: int = MAX_BYTES
+    wave_rows: int = 10_000
+    """Rows that go through the layers together (memory grows with it, batches per round
+    shrink with it)."""
 
     @classmethod
     def for_provider(cls, kind: str, deployment: str | None = None, detach: bool = False,
                      environ: Any = None) -> "BatchSettings":
         """The defaults for a provider kind (the emulator is polled fast), then
         ``FLOWRUN_BATCH_POLL`` (``INITIAL[,MAX]`` seconds), ``FLOWRUN_BATCH_QUOTA_WAIT``
-        (``INITIAL[,MAX]``) and ``FLOWRUN_BATCH_MAX_LINES``."""
+        (``INITIAL[,MAX]``), ``FLOWRUN_BATCH_MAX_LINES`` and ``FLOWRUN_BATCH_WAVE_ROWS``."""
         env = os.environ if environ is None else environ
         s = cls(deployment=deployment, detach=detach)
         if kind == "emulator":
             s.poll_initial, s.poll_max, s.quota_initial, s.quota_max = 0.02, 0.5, 0.05, 1.0
         s.poll_initial, s.poll_max = _pair(env, "FLOWRUN_BATCH_POLL", s.poll_initial, s.poll_max)
         s.quota_initial, s.quota_max = _pair(env, "FLOWRUN_BATCH_QUOTA_WAIT", s.quota_initial, s.quota_max)
-        if env.get("FLOWRUN_BATCH_MAX_LINES"):
-            try:
-                s.max_lines = max(1, min(MAX_LINES, int(env["FLOWRUN_BATCH_MAX_LINES"])))
-            except ValueError:
-                raise UsageError(f"FLOWRUN_BATCH_MAX_LINES={env['FLOWRUN_BATCH_MAX_LINES']!r}: "
-                                 "expected a whole number") from None
+        s.max_lines = min(MAX_LINES, _count(env, "FLOWRUN_BATCH_MAX_LINES", s.max_lines))
+        s.wave_rows = _count(env, "FLOWRUN_BATCH_WAVE_ROWS", s.wave_rows)
         return s
 
     def to_json(self) -> dict[str, Any]:
         return {"deployment": self.deployment, "detach": self.detach}
+
+
+def _count(env: Any, name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise UsageError(f"{name}={value!r}: expected a whole number") from None
 
 
 def _pair(env: Any, name: str, first: float, second: float) -> tuple[float, float]:

@@ -29,6 +29,7 @@ class Job:
     """One batch input file and the batch made from it."""
 
     file_id: str
+    wave: int
     layer: int
     round: int
     part: int
@@ -44,9 +45,9 @@ def save_job(db: RunDB, run_id: str, job: Job, attempt: int, lines: Iterable[Lin
     """An uploaded file and its lines, in one transaction (before the batch is created)."""
     now = time.time()
     stmts: list[tuple[str, tuple[Any, ...]]] = [(
-        "INSERT OR REPLACE INTO batch_jobs (run_id, file_id, batch_id, layer, round, part, attempt,"
-        " status, lines, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (run_id, job.file_id, job.batch_id, job.layer, job.round, job.part, attempt, job.status,
+        "INSERT OR REPLACE INTO batch_jobs (run_id, file_id, batch_id, wave, layer, round, part, attempt,"
+        " status, lines, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (run_id, job.file_id, job.batch_id, job.wave, job.layer, job.round, job.part, attempt, job.status,
          job.lines, now, now))]
     for line in lines:
         stmts.append(("INSERT OR REPLACE INTO batch_lines (run_id, file_id, custom_id, digest, row, status,"
@@ -71,7 +72,7 @@ def settle_lines(db: RunDB, run_id: str, file_id: str, outcomes: Iterable[tuple[
 
 
 def job_of(row: dict[str, Any]) -> Job:
-    return Job(row["file_id"], row["layer"], row["round"], row["part"], row["lines"], row["batch_id"],
+    return Job(row["file_id"], row["wave"], row["layer"], row["round"], row["part"], row["lines"], row["batch_id"],
                row["status"], row["output_file_id"], row["error_file_id"], loads(row["counts"]))
 
 
@@ -89,7 +90,7 @@ def open_job_for(db: RunDB, run_id: str, line: Line) -> Job | None:
 
 def jobs(db: RunDB, run_id: str) -> list[dict[str, Any]]:
     """Every batch job of a run, oldest first."""
-    rows = db._rows("SELECT * FROM batch_jobs WHERE run_id=? ORDER BY created, part", (run_id,))
+    rows = db._rows("SELECT * FROM batch_jobs WHERE run_id=? ORDER BY created, wave, layer, round, part", (run_id,))
     for row in rows:
         row["counts"] = loads(row["counts"])
     return rows

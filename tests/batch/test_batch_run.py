@@ -274,3 +274,23 @@ def test_lines_an_expired_batch_did_not_reach_go_in_the_next_batch(tmp_path, emu
     assert (first["status"], first["lines"], second["status"], second["lines"]) == ("expired", 8, "completed", 5)
     assert first["counts"]["completed"] == 3
     assert sorted(lines(result.results)) == list(range(1, 9))
+
+
+def test_rows_go_through_the_layers_a_wave_at_a_time(tmp_path, emu, monkeypatch):
+    data = dataset(tmp_path / "tickets.jsonl", 10)
+    flow = flow_file(tmp_path)
+    local = run(tmp_path, emu, data, flow=flow, batch=False, results=tmp_path / "local.jsonl")
+    assert local.status == "succeeded", local.error
+    emu.reset()
+    monkeypatch.setenv("FLOWRUN_BATCH_WAVE_ROWS", "4")
+    result = run(tmp_path, emu, data, flow=flow, results=tmp_path / "batch.jsonl")
+    assert result.status == "succeeded", result.error
+    stored = _store(tmp_path, result.run_id)[0]
+    assert [(j["wave"], j["layer"], j["round"]) for j in stored][:5] == [(1, 1, 1), (1, 1, 2), (1, 2, 1), (1, 3, 1),
+                                                                         (2, 1, 1)]
+    assert len(stored) == len(posts(emu, "/v1/batches")) == 3 * ROUNDS  # waves of 4, 4 and 2 rows
+    assert [j["lines"] for j in stored if j["layer"] == 3] == [4, 4, 2]
+    out = [json.loads(x)["row"] for x in result.results.read_text().splitlines()]
+    assert out == list(range(1, 11))  # a wave's lines are written when it ends, in row order
+    assert {n: r["outputs"] for n, r in lines(result.results).items()} == \
+        {n: r["outputs"] for n, r in lines(tmp_path / "local.jsonl").items()}
