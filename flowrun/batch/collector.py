@@ -120,22 +120,53 @@ class Collector:
     async def _answer(self, lines: list[Line]) -> dict[str, Any]:
         """Answers by custom id: from batches of earlier attempts where they hold the very
         request, else from new batches."""
-        follow: dict[str, tuple[Job, list[Line], dict[str, Any] | None]] = {}
+        earlier: dict[str, tuple[Job, list[Line]]] = {}
         fresh: list[Line] = []
         for line in lines:
             job = state.open_job_for(self.db, self.run_id, line) if self.attempt > 1 else None
             if job is None:
                 fresh.append(line)
             else:
-                follow.setdefault(job.file_id, (job, [], None))[1].append(line)
-        self.attached += sum(1 for job, _, _ in follow.values() if job.batch_id)
+                earlier.setdefault(job.file_id, (job, []))[1].append(line)
+        follow: list[tuple[Job, list[Line], dict[str, Any]]] = []
+        for job, part in earlier.values():
+            batch = await self._reattach(job)
+            if batch is None:
+                fresh.extend(part)  # the service no longer has it: sent again
+            else:
+                follow.append((job, part, batch))
         for n, part in enumerate(split(fresh, self.settings.max_lines, self.settings.max_bytes)):
             job = await self._upload(part, n)
-            follow[job.file_id] = (job, part, await self._create(job))
+            follow.append((job, part, await self._create(job)))
         answers: dict[str, Any] = {}
-        for found in await asyncio.gather(*(self._follow(*entry) for entry in follow.values())):
+        for found in await asyncio.gather(*(self._follow(*entry) for entry in follow)):
             answers.update(found)
         return answers
+
+    async def _reattach(self, job: Job) -> dict[str, Any] | None:
+        """The batch of an earlier attempt's job: retrieved; looked up by its input file
+        when the attempt was killed before it recorded the batch id (and created from that
+        file when there is none); None when the service no longer has it."""
+        try:
+            if job.batch_id is not None:
+                batch = await self.service.retrieve(job.batch_id)
+            else:
+                batch = await self.service.find_by_file(job.file_id)  # created just before a kill?
+                if batch is None:
+                    return await self._create(job)
+                job.batch_id = batch["id"]
+        except RequestRejected as exc:
+            if exc.status not in (400, 404):
+                raise
+            job.status = "gone"
+            state.update_job(self.db, self.run_id, job, error=str(exc))
+            self.hooks.on_notice("batch", f"batch {job.batch_id or job.file_id} of an earlier attempt is gone "
+                                          f"({exc}); its lines go in a new batch")
+            return None
+        self.open[job.file_id] = job
+        self.attached += 1
+        self._event(job, batch, "re-attached")
+        return batch
 
     async def _upload(self, part: list[Line], n: int) -> Job:
         name = f"flowrun-{self.run_id}-wave{self.wave}-layer{self.layer}-round{self.round}-part{n}.jsonl"
@@ -155,20 +186,8 @@ class Collector:
         self._event(job, batch, "submitted")
         return batch
 
-    async def _follow(self, job: Job, lines: list[Line], batch: dict[str, Any] | None) -> dict[str, Any]:
-        """Wait for a job's batch (``batch``: as just created; else one an earlier attempt
-        made, or created now when no batch of its file exists yet) and read its answers."""
-        self.open[job.file_id] = job
-        if batch is None and job.batch_id is None:
-            batch = await self.service.find_by_file(job.file_id)  # created just before a kill?
-            if batch is not None:
-                job.batch_id = batch["id"]
-                self.attached += 1
-            else:
-                batch = await self._create(job)
-        if batch is None:
-            batch = await self.service.retrieve(job.batch_id)
-            self._event(job, batch, "re-attached")
+    async def _follow(self, job: Job, lines: list[Line], batch: dict[str, Any]) -> dict[str, Any]:
+        """Wait for a job's batch (as created or re-attached) and read its answers."""
         wait, quota_wait, quota_tries = self.settings.poll_initial, self.settings.quota_initial, 0
         while True:
             self._note(job, batch)

@@ -197,3 +197,36 @@ def test_killed_while_creating_the_batch_resume_never_makes_a_second_one(tmp_pat
     assert "/v1/batches" in emu.paths("GET")  # the resumed run looked before it created
     _, stored = _jobs(tmp_path)
     assert stored[0]["file_id"] == file_id and stored[0]["batch_id"] == made[0].id
+
+
+def test_a_batch_the_service_no_longer_has_is_sent_again(tmp_path):
+    """``--provider emulator`` runs the emulator in-process: a detached batch dies with the
+    process, so the resumed run (a new emulator) finds it gone (404) and sends its lines
+    in a new batch."""
+    data = dataset(tmp_path / "tickets.jsonl", 4)
+    flow = flow_file(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowrun.cli", "run", str(flow), "--dataset", str(data), "--batch", "--detach",
+         "--json", "--provider", "emulator", "--results", str(tmp_path / "out.jsonl"),
+         "--run-dir", str(tmp_path / "runs")],
+        cwd=tmp_path, env=cli_env(FLOWRUN_EMULATOR_BATCH_DELAY_MS="500"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        run_id, found = _wait_for_batch(tmp_path, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    gone = found[0]["batch_id"]
+
+    result = resume_run("last", str(tmp_path / "runs"), (), None, None, None, True, None)
+
+    assert result.status == "succeeded", result.error
+    assert result.succeeded == 4
+    assert result.batches["re_attached"] == 0 and result.batches["created"] == ROUNDS
+    _, stored = _jobs(tmp_path)
+    first = next(j for j in stored if j["batch_id"] == gone)
+    assert first["status"] == "gone" and "404" in first["error"]
+    assert sorted(lines(tmp_path / "out.jsonl")) == [1, 2, 3, 4]
