@@ -80,6 +80,15 @@ def test_validate_batch_names_every_step_it_cannot_run(tmp_path):
                                                           ["steps", "later", "background"]]
 
 
+def test_validate_batch_passes_a_flow_it_can_run(tmp_path):
+    from batch_kit import flow_file
+
+    flow = flow_file(tmp_path)  # a function tool loop, a for_each, a final step
+    out = flowrun_cli("validate", "--batch", str(flow))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"ok  {flow} (3 steps)"
+
+
 def test_run_batch_refuses_before_any_request(tmp_path, emu):
     flow = _flow(tmp_path)
     data = dataset(tmp_path / "tickets.jsonl", 2)
