@@ -150,7 +150,7 @@ def test_requests_past_the_file_limit_go_in_several_batches_and_quota_refusals_a
         tokens = [sum(estimate_tokens(json.loads(x)["body"]) for x in sdk.files.content(j["file_id"]).text.splitlines())
                   for j in _store(tmp_path, probe.run_id, "probe")[0]]
     emu.reset()
-    set_batch_settings(emu.server.emulator, delay_ms=15, token_limit=max(tokens) + 1)
+    set_batch_settings(emu.server.emulator, delay_ms=50, token_limit=max(tokens) + 1)
     assert sum(tokens) > max(tokens) + 1
 
     result = run(tmp_path, emu, data, flow=flow)
