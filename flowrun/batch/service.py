@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..client import _dump
+from ..errors import RequestRejected
 from ..retry import with_retries
 from .lines import ENDPOINT
 
@@ -26,13 +27,19 @@ class BatchService:
 
     async def upload(self, name: str, data: bytes) -> str:
         """A JSONL input file, purpose ``batch``; its file id."""
-        created = await self._retrying(lambda: self.sdk.files.create(file=(name, data), purpose="batch"))
+        try:
+            created = await self._retrying(lambda: self.sdk.files.create(file=(name, data), purpose="batch"))
+        except RequestRejected as exc:
+            raise _no_batch_api(exc, "POST /files") from None
         return created.id
 
     async def create(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
-        return _dump(await self._retrying(lambda: self.sdk.batches.create(
-            input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW,
-            metadata=metadata)))
+        try:
+            return _dump(await self._retrying(lambda: self.sdk.batches.create(
+                input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW,
+                metadata=metadata)))
+        except RequestRejected as exc:
+            raise _no_batch_api(exc, "POST /batches") from None
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
         return _dump(await self._retrying(lambda: self.sdk.batches.retrieve(batch_id)))
@@ -54,3 +61,11 @@ class BatchService:
 
     async def content(self, file_id: str) -> bytes:
         return await with_retries(lambda: self.client.file_content(file_id), None, self.on_retry)
+
+
+def _no_batch_api(exc: RequestRejected, what: str) -> RequestRejected:
+    """A 404 / 405 where the Batch API should be: say so, and what to do."""
+    if exc.status not in (404, 405):
+        return exc
+    return RequestRejected(f"{exc}; the endpoint has no Batch API ({what} answered {exc.status}): run without "
+                           "--batch, or use an OpenAI or Azure OpenAI endpoint", exc.status)

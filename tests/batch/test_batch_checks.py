@@ -157,3 +157,38 @@ def test_the_ticket_triage_example_gives_the_same_results_with_batch(tmp_path):
         results[mode] = {n: r["outputs"] for n, r in lines(tmp_path / f"{mode}.jsonl").items()}
     assert summary["batches"]["created"] == 2
     assert results["batch"] == results["local"]
+
+
+def test_an_endpoint_without_the_batch_api_fails_the_rows_with_what_to_do(tmp_path):
+    """A plain HTTP server that answers 404 to everything stands for a compatible endpoint
+    without the Batch API."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = b'{"error": {"message": "no such route", "type": "invalid_request_error"}}'
+            self.send_response(404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from batch_kit import flow_file
+        from flowrun.dataset.launch import run_dataset
+
+        result = run_dataset(str(flow_file(tmp_path)), str(dataset(tmp_path / "t.jsonl", 2)), None, (), (), None,
+                             "compatible", f"http://127.0.0.1:{server.server_port}/v1", True, 4,
+                             str(tmp_path / "runs"), None, None, None, batch=True)
+    finally:
+        server.shutdown()
+    assert result.status == "failed" and result.failed == 2
+    error = lines(result.results)[1]["error"]
+    assert "the endpoint has no Batch API (POST /files answered 404): run without --batch" in error
