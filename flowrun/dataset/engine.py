@@ -70,8 +70,9 @@ class DatasetHooks(RunHooks):
     def on_row_done(self, number: int, status: str, tokens: int, error: str | None) -> None: ...
     def on_dataset_end(self, result: "DatasetResult") -> None: ...
     def on_batch(self, event: dict[str, Any]) -> None:
-        """Batch mode: a batch was submitted, moved on, or ended (``event``: ``batch_id``,
-        ``layer``, ``round``, ``status``, ``lines``, ``completed``, ``failed``)."""
+        """Batch mode: a batch was submitted, re-attached, moved on, or ended (``event``:
+        ``batch_id``, ``wave``, ``layer``, ``round``, ``part``, ``status``, ``lines``,
+        ``completed``, ``failed``)."""
 
 
 class _RowHooks(RunHooks):
