@@ -79,11 +79,13 @@ def runs(flow_name: str | None, status: str | None, limit: int, as_json: bool, r
     """List recent runs, newest first: id, flow, status, started, duration, steps, tokens.
 
     A run whose process died is shown as interrupted (`flowrun resume` finishes it)."""
+    from .dead_runs import settle
     from .history import runs_table, runs_view
     from .resume import open_store
 
     db = open_store(run_dir)
     try:
+        settle(db)  # runs whose process died are recorded as interrupted
         rows = runs_view(db, flow_name, status, limit)
     finally:
         db.close()

@@ -155,13 +155,17 @@ async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
     the service no longer has it, or it was cancelled or failed (then it is created again)."""
     client = sc.run.client
     try:
-        response = await client.retrieve(response_id)
+        if sc.param("stream"):  # its events again from the first, then live to the end
+            sc.status("running", f"re-attaching to background response {response_id}")
+            response = await client.resume_stream(response_id, None, lambda e: _on_event(sc, e))
+        else:
+            response = await client.retrieve(response_id)
+            sc.status("running", f"re-attached to background response {response_id}")
+            response = await _poll(sc, response)
     except RequestRejected as exc:
         if exc.status == 404:
             return None
         raise
-    sc.status("running", f"re-attached to background response {response_id}")
-    response = await _poll(sc, response)
     return None if response.get("status") in ("cancelled", "failed") else response
 
 
@@ -186,8 +190,18 @@ async def _background(sc: StepContext, params: dict[str, Any], attach: str | Non
     asked = params
     params = {**params, "background": True, "store": True}
     if sc.param("stream"):
+        recorded: list[str] = []
+
+        def on_event(event: dict[str, Any]) -> Any:
+            # recorded at the first event: a run killed mid-stream re-attaches on resume
+            found = (event.get("response") or {}).get("id") if not recorded else None
+            if found:
+                recorded.append(found)
+                ledger_of(sc).pending(sc.state.get("turn", 0), asked, found)
+            return _on_event(sc, event)
+
         try:
-            return await client.stream(params, lambda e: _on_event(sc, e))
+            return await client.stream(params, on_event)
         except ConnectionFailed as exc:
             response_id, last = getattr(exc, "resume", (None, -1))
             if not response_id:
