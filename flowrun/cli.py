@@ -102,13 +102,15 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every result.")
 @click.option("--provider", type=click.Choice(["azure", "openai", "compatible", "emulator"]),
               help="Also warn about tools and options this provider kind does not offer.")
+@click.option("--batch", is_flag=True, help="Also refuse steps batch mode (run --batch) cannot run.")
 @handle_errors
-def validate(flows: tuple[str, ...], as_json: bool, provider: str | None) -> None:
+def validate(flows: tuple[str, ...], as_json: bool, provider: str | None, batch: bool) -> None:
     """Check flow files: YAML, schema, templates, references and cycles.
 
     Prints 'ok' per valid file, or each problem as FILE:LINE:COL. Exits 2 if any is invalid.
     Emulator scripts (NAME.emulator.yaml) given among them are checked as scripts.
     With --provider, what that provider does not offer is a warning (exit code unchanged).
+    With --batch, a step the Batch API cannot run is a problem.
     """
     from .errors import SpecError
     from .plan import load_plan
@@ -129,6 +131,10 @@ def validate(flows: tuple[str, ...], as_json: bool, provider: str | None) -> Non
             continue
         try:
             plan = load_plan(path)
+            if batch:
+                from .batch import check_batchable
+
+                check_batchable(plan)
         except SpecError as exc:
             bad = True
             results[path] = {"valid": False, "problems": [p.to_dict() for p in exc.problems]}
@@ -230,13 +236,21 @@ def schema(tests: bool) -> None:
               help="Use the step cache for every step (steps with function, command, flow or "
                    "MCP tools only with cache: true), or for none (default: as the flow's "
                    "cache: says). Place: $FLOWRUN_CACHE_DIR.")
+@click.option("--batch", is_flag=True,
+              help="With --dataset: run through the Batch API, a DAG layer (and tool-loop round) "
+                   "per batch, at about half the price.")
+@click.option("--batch-deployment", metavar="NAME",
+              help="With --batch: the model every batch line names (Azure: a Global Batch deployment).")
+@click.option("--detach", is_flag=True,
+              help="With --batch: on Ctrl-C leave the batches running (flowrun resume re-attaches).")
 @handle_errors
 @otel_options
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,
         replay: str | None, dataset: str | None, results: str | None, maps: tuple[str, ...],
-        rpm: float | None, tpm: float | None, cache: bool | None) -> None:
+        rpm: float | None, tpm: float | None, cache: bool | None, batch: bool,
+        batch_deployment: str | None, detach: bool) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step (or a dataset row) failed, 2 invalid
     flow or usage, 130 interrupted.
 
@@ -245,15 +259,16 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
     from .errors import UsageError
     from .jsontext import dumps
 
-    if dataset is None and (results or maps):
-        raise UsageError("--results and --map go with --dataset FILE")
+    if dataset is None and (results or maps or batch):
+        raise UsageError("--results, --map and --batch go with --dataset FILE")
     if dataset is not None:
         if record or replay:
             raise UsageError("--record and --replay are for single runs, not --dataset")
         from .dataset.launch import run_dataset
 
         outcome = run_dataset(flow, dataset, results, maps, assignments, inputs_file, provider,
-                              base_url, as_json, max_concurrency, run_dir, emulator_script, rpm, tpm)
+                              base_url, as_json, max_concurrency, run_dir, emulator_script, rpm, tpm,
+                              batch=batch, batch_deployment=batch_deployment, detach=detach)
         click.echo(dumps(outcome.to_json(), default=str) if as_json else outcome.outputs["results"])
         sys.exit(outcome.exit_code)
     from .launch import launch

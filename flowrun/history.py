@@ -97,7 +97,7 @@ def run_view(db: RunDB, row: dict[str, Any]) -> dict[str, Any]:
             "succeeded": sum(1 for r in rows if r["status"] == "succeeded"),
             "failed": sum(1 for r in rows if r["status"] == "failed"),
         }
-    return {
+    view = {
         "run_id": row["id"], "flow": row["flow_name"], "flow_file": row["flow_path"],
         "status": status, "attempt": row["attempt"], "started_at": row["started"],
         "finished_at": row["ended"],
@@ -107,6 +107,14 @@ def run_view(db: RunDB, row: dict[str, Any]) -> dict[str, Any]:
         "attempts": db.attempts(row["id"]), "steps": steps,
         "tokens": row["tokens"],
     }
+    from .batch.state import jobs
+
+    batches = [{k: j[k] for k in ("batch_id", "wave", "layer", "round", "part", "status", "lines", "counts",
+                                   "input_file_id", "output_file_id", "error_file_id", "error")}
+               for j in ({**j, "input_file_id": j["file_id"]} for j in jobs(db, row["id"]))]
+    if batches:
+        view["batches"] = batches
+    return view
 
 
 def step_view(db: RunDB, row: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -191,6 +199,15 @@ def run_text(view: dict[str, Any]) -> str:
         if s.get("error"):
             bits.append(s["error"])
         lines.append(f"  {sid.ljust(width)}  " + "  ".join(bits))
+    if view.get("batches"):
+        lines.append("batches")
+        for b in view["batches"]:
+            counts = b["counts"] or {}
+            lines.append(f"  {'wave %s ' % b['wave'] if (b['wave'] or 1) > 1 else ''}layer {b['layer']} round {b['round']}"
+                         + (f" part {b['part']}" if b["part"] else "")
+                         + f"  {b['batch_id'] or '(not created)'}  {b['status']}  "
+                         f"{counts.get('completed', 0)}/{b['lines']} lines"
+                         + (f", {counts['failed']} failed" if counts.get("failed") else ""))
     if view["outputs"]:
         lines.append("outputs")
         for name, value in view["outputs"].items():

@@ -51,6 +51,8 @@ class ProviderConfig:
     # the longest wait between polls of a background response: the in-process emulator
     # finishes one in milliseconds, so a flow's `poll_interval: 5s` would only idle there
     poll_interval_cap: float | None = None
+    # batch mode: the model batch lines name (a name, or a mapping from model names)
+    batch_model: Any = None
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the provider (no credentials)."""
@@ -156,7 +158,9 @@ def resolve_provider(
     block: dict[str, Any] = {}
     for layer in reversed(layers):  # the first source wins
         block.update({k: v for k, v in layer.items() if v is not None})
-    return _build(kind, block, env)
+    cfg = _build(kind, block, env)
+    cfg.batch_model = block.get("batch_model")
+    return cfg
 
 
 def _build(kind: str, block: dict[str, Any], env: Mapping[str, str]) -> ProviderConfig:

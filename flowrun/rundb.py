@@ -25,6 +25,10 @@ is applied to everything written; secrets are never stored, credentials never re
 - ``datasets``: a dataset run's source file (path, format, digest), column mapping,
   shared inputs, results path and settings (:mod:`flowrun.dataset.state`).
 - ``dataset_rows``: one row per finished dataset row: status, attempt, its results line.
+- ``batch_jobs``: one row per batch input file of a ``--batch`` run (its batch id once
+  created, layer, round, status, request counts, output / error file ids), and
+  ``batch_lines``: one row per request line in it (custom id, request digest, status)
+  (:mod:`flowrun.batch.state`).
 
 Write rules
 -----------
@@ -109,6 +113,16 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     run_id TEXT NOT NULL, row INTEGER NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL,
     line TEXT, tokens INTEGER NOT NULL DEFAULT 0, ended REAL,
     PRIMARY KEY (run_id, row)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    run_id TEXT NOT NULL, file_id TEXT NOT NULL, batch_id TEXT, wave INTEGER, layer INTEGER,
+    round INTEGER, part INTEGER, attempt INTEGER, status TEXT NOT NULL, lines INTEGER, counts TEXT,
+    output_file_id TEXT, error_file_id TEXT, error TEXT, created REAL, updated REAL,
+    PRIMARY KEY (run_id, file_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch_lines (
+    run_id TEXT NOT NULL, file_id TEXT NOT NULL, custom_id TEXT NOT NULL, digest TEXT NOT NULL,
+    row INTEGER, status TEXT NOT NULL, error TEXT, time REAL,
+    PRIMARY KEY (run_id, file_id, custom_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batch_lines_by_id ON batch_lines(run_id, custom_id);
 """
 
 # what each kind of write saves, for the error when it fails
@@ -265,7 +279,8 @@ class RunDB:
         token = process_token(pid)
         stmts: list[tuple[str, tuple[Any, ...]]] = []
         if attempt == 1:  # a fresh run (a reused id starts from nothing)
-            for table in ("steps", "turns", "tool_calls", "approvals", "artifacts", "attempts"):
+            for table in ("steps", "turns", "tool_calls", "approvals", "artifacts", "attempts",
+                          "batch_jobs", "batch_lines"):
                 stmts.append((f"DELETE FROM {table} WHERE run_id=?", (run_id,)))
             stmts.append((
                 "INSERT OR REPLACE INTO runs (id, flow_name, flow_path, flow_hash, flow_text, inputs, status,"

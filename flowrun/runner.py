@@ -301,9 +301,17 @@ class Runner:
                 f"{self.ctx.redactor.truncate(str(values), 100, marker='...')!r}",
                 sid,
             )
-        limit = asyncio.Semaphore(step.max_parallel) if step.max_parallel else None
         results = [StepResult(sid, index=i) for i in range(len(values))]
         outcome.items = results
+        await self._run_items(sid, step, list(values), results)
+        failed = [r for r in results if r.status != SUCCEEDED]
+        outcome.status = FAILED if failed else SUCCEEDED
+        if failed:
+            outcome.error = f"{len(failed)} of {len(results)} items failed; first: {failed[0].error}"
+
+    async def _run_items(self, sid: str, step: Any, values: list[Any], results: list[StepResult]) -> None:
+        """Run every item of a ``for_each`` (at most ``max_parallel`` at once)."""
+        limit = asyncio.Semaphore(step.max_parallel) if step.max_parallel else None
 
         async def one(i: int, value: Any) -> None:
             sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
@@ -316,10 +324,6 @@ class Runner:
                         await self._run_one(sc)
 
         await asyncio.gather(*(one(i, v) for i, v in enumerate(values)))
-        failed = [r for r in results if r.status != SUCCEEDED]
-        outcome.status = FAILED if failed else SUCCEEDED
-        if failed:
-            outcome.error = f"{len(failed)} of {len(results)} items failed; first: {failed[0].error}"
 
     async def _run_one(self, sc: StepContext) -> StepResult:
         """Run one step (or one item) in a slot, with its timeout; never raises a
@@ -389,19 +393,22 @@ class Runner:
                 return
         self.outputs = outputs
 
-    async def run(self) -> RunResult:
-        with tracer().run(self):
-            return await self._run()
-
-    async def _run(self) -> RunResult:
-        options = {
+    def node_options(self) -> dict[str, NodeOptions]:
+        """What the scheduler needs to know of each step (fail fast, run after skipped)."""
+        return {
             sid: NodeOptions(
                 continue_on_error=self.plan.step(sid).continue_on_error,
                 run_after_skipped=self.plan.step(sid).on_skipped_needs == "run",
             )
             for sid in self.plan.order
         }
-        scheduler = Scheduler(self.plan.needs, self.run_step, options, self._on_settled)
+
+    async def run(self) -> RunResult:
+        with tracer().run(self):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
+        scheduler = Scheduler(self.plan.needs, self.run_step, self.node_options(), self._on_settled)
         self.ctx.hooks.on_run_start(self.ctx.store.run_id, str(self.ctx.store.dir), list(self.plan.order))
         if self.journal is not None:
             self.journal.begin(self)
@@ -416,6 +423,10 @@ class Runner:
             self.save()
             await asyncio.shield(self.ctx.run_finalizers())
             raise
+        return await self.conclude(statuses)
+
+    async def conclude(self, statuses: dict[str, str]) -> RunResult:
+        """End the run once every step settled: cleanups, status, outputs, the record."""
         await self.ctx.run_finalizers()
         hard_failures = [
             s for s, st in statuses.items()

@@ -44,12 +44,12 @@ class Scheduler:
         self.status: dict[str, str] = {}
         self.failed_fast: str | None = None
 
-    def _set(self, node: str, status: str, reason: str | None = None) -> None:
+    def settle(self, node: str, status: str, reason: str | None = None) -> None:
         self.status[node] = status
         if self._on_status is not None:
             self._on_status(node, status, reason)
 
-    def _decide(self, node: str) -> tuple[str, str | None] | None:
+    def decide(self, node: str) -> tuple[str, str | None] | None:
         """None to run the node; or (status, reason) to settle it without running."""
         opts = self.options.get(node, NodeOptions())
         for dep in sorted(self.needs[node]):
@@ -61,6 +61,13 @@ class Scheduler:
             if st == SKIPPED and not opts.run_after_skipped:
                 return SKIPPED, f"needs {dep}, which was skipped"
         return None
+
+    def finished(self, node: str, status: str) -> None:
+        """A node ran to ``status``; a failure without ``continue_on_error`` fails fast."""
+        self.status[node] = status
+        if status == FAILED and not self.options.get(node, NodeOptions()).continue_on_error:
+            if self.failed_fast is None:
+                self.failed_fast = node
 
     async def run(self) -> dict[str, str]:
         waiting = set(self.needs)
@@ -75,9 +82,9 @@ class Scheduler:
                             continue
                         waiting.discard(node)
                         progressed = True
-                        decision = self._decide(node)
+                        decision = self.decide(node)
                         if decision is not None:
-                            self._set(node, *decision)
+                            self.settle(node, *decision)
                         else:
                             task = asyncio.ensure_future(self._run(node))
                             running[task] = node
@@ -92,20 +99,17 @@ class Scheduler:
                         status = CANCELLED
                     except Exception:  # an executor bug must not hang the run
                         status = FAILED
-                    self.status[node] = status
-                    if status == FAILED and not self.options.get(node, NodeOptions()).continue_on_error:
-                        if self.failed_fast is None:
-                            self.failed_fast = node
+                    self.finished(node, status)
                 if self.failed_fast:
                     await self._cancel(running)
                     running.clear()
                     for node in sorted(waiting):
-                        self._set(node, SKIPPED, f"not run: {self.failed_fast} failed")
+                        self.settle(node, SKIPPED, f"not run: {self.failed_fast} failed")
                     waiting.clear()
         except asyncio.CancelledError:
             await self._cancel(running)
             for node in sorted(waiting):
-                self._set(node, CANCELLED, "run interrupted")
+                self.settle(node, CANCELLED, "run interrupted")
             raise
         return dict(self.status)
 
@@ -116,4 +120,4 @@ class Scheduler:
             await asyncio.gather(*running, return_exceptions=True)
         for task, node in running.items():
             if self.status.get(node) not in TERMINAL:
-                self._set(node, CANCELLED, "cancelled")
+                self.settle(node, CANCELLED, "cancelled")

@@ -698,6 +698,10 @@ class ModelParams(StrictModel, RequestOptions):
     """Seconds the step may take, retries and tool calls included."""
     max_tool_turns: int | None = Field(None, ge=1, le=1000)
     """Tool-loop rounds before the step fails (default 10)."""
+    batch_model: str | dict[str, str] | None = None
+    """Batch mode (``run --batch``): the model each batch line names (on Azure the Global
+    Batch deployment): a name, or a mapping from the step's model to one. Unset: the
+    step's model; ``--batch-deployment`` overrides it."""
     cache: CacheSetting | None = None
     """Reuse the answer of an identical request from the step cache: ``true``,
     ``{ttl: 7d}``, or ``false``. Steps with function, command, flow or MCP tools are cached
@@ -819,6 +823,9 @@ class Provider(StrictModel):
     """Azure: authenticate with an API key or Microsoft Entra ID (azure-identity)."""
     image_generation_deployment: str | None = None
     """Azure: the image model deployment, sent as ``x-ms-oai-image-generation-deployment``."""
+    batch_model: str | dict[str, str] | None = None
+    """Batch mode: the model (Azure: Global Batch deployment) batch lines name when the
+    step and ``defaults`` set no ``batch_model``: a name, or a mapping from model names."""
 
 
 class ModelRateLimit(StrictModel):

@@ -69,6 +69,10 @@ class DatasetHooks(RunHooks):
     def on_dataset_start(self, run_id: str, run_dir: str, total: int, done: int) -> None: ...
     def on_row_done(self, number: int, status: str, tokens: int, error: str | None) -> None: ...
     def on_dataset_end(self, result: "DatasetResult") -> None: ...
+    def on_batch(self, event: dict[str, Any]) -> None:
+        """Batch mode: a batch was submitted, re-attached, moved on, or ended (``event``:
+        ``batch_id``, ``wave``, ``layer``, ``round``, ``part``, ``status``, ``lines``,
+        ``completed``, ``failed``)."""
 
 
 class _RowHooks(RunHooks):
@@ -98,6 +102,7 @@ class DatasetResult:
     error: str | None = None
     duration_s: float = 0.0
     rate: dict[str, Any] | None = None
+    batches: dict[str, Any] | None = None  # batch mode: batches created, re-attached, left running
 
     @property
     def exit_code(self) -> int:
@@ -118,6 +123,8 @@ class DatasetResult:
         }
         if self.rate:
             out["rate_limits"] = self.rate
+        if self.batches is not None:
+            out["batches"] = self.batches
         if self.error:
             out["error"] = self.error
         return out
@@ -128,6 +135,17 @@ def add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:
         value = usage.get(key)
         if isinstance(value, int):
             total[key] = total.get(key, 0) + value
+
+
+def row_summary(result: Any, where: str) -> tuple[str, Any, dict[str, int], str | None, dict[str, Any]]:
+    """``(status, outputs, usage, error, steps)`` of a row's finished run, for its line."""
+    usage: dict[str, int] = {}
+    steps: dict[str, Any] = {}
+    error = f"{where}: {result.error}" if result.error else None
+    for sid, o in result.steps.items():
+        add_usage(usage, o.usage)
+        steps[sid] = {"status": o.status, **({"response_id": o.response_id} if o.response_id else {})}
+    return result.status, result.outputs, usage, error, steps
 
 
 @dataclass
@@ -203,12 +221,7 @@ class DatasetRunner:
                 result = None
                 error = f"{where}: {internal_error(exc)}"
             if result is not None:
-                status, outputs = result.status, result.outputs
-                if result.error:
-                    error = f"{where}: {result.error}"
-                for sid, o in result.steps.items():
-                    add_usage(usage, o.usage)
-                    steps[sid] = {"status": o.status, **({"response_id": o.response_id} if o.response_id else {})}
+                status, outputs, usage, error, steps = row_summary(result, where)
         self._finish(row.number, status, inputs, outputs, usage, error, steps)
 
     def _finish(self, number: int, status: str, inputs: dict[str, Any], outputs: Any,

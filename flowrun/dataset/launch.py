@@ -69,14 +69,27 @@ def _spec(plan: Plan, source: Path, mapping: dict[str, str], shared: dict[str, s
                        mapping, shared, total, from_file, fmt)
 
 
-def _hooks(as_json: bool) -> DatasetHooks:
+def _hooks(as_json: bool, batch: bool = False) -> DatasetHooks:
     if as_json:
         from .progress import QuietHooks
 
         return QuietHooks()
+    if batch:
+        from ..batch.progress import BatchProgress
+
+        return BatchProgress()
     from .progress import DatasetProgress
 
     return DatasetProgress()
+
+
+def _batch_settings(cfg: Any, batch: dict[str, Any] | None) -> Any:
+    """Batch mode's settings (None: the local engine), from what the run was started with."""
+    if batch is None:
+        return None
+    from ..batch import BatchSettings
+
+    return BatchSettings.for_provider(cfg.kind, batch.get("deployment"), bool(batch.get("detach")))
 
 
 def _budget(rpm: float | None, tpm: float | None, plan: Plan) -> Any:
@@ -88,7 +101,8 @@ def _budget(rpm: float | None, tpm: float | None, plan: Plan) -> Any:
 def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec: DatasetSpec,
              db: RunDB, run_id: str, run_dir: Path, results: Path, redactor: Redactor,
              concurrency: int, hooks: DatasetHooks, budget: Any, attempt: int,
-             skip: Any = None, kept: Any = (), done: int = 0) -> DatasetResult:
+             skip: Any = None, kept: Any = (), done: int = 0,
+             batch: dict[str, Any] | None = None) -> DatasetResult:
     from ..launch import _run_with_interrupts, provider_endpoint
 
     with provider_endpoint(cfg, flow, emulator_script) as endpoint:
@@ -105,8 +119,16 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
         async def main() -> DatasetResult:
             client = ResponsesClient(endpoint)
             client.budget = budget
-            runner = DatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
-                                   concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip)
+            settings = _batch_settings(endpoint, batch)
+            if settings is None:
+                runner = DatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
+                                       concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip)
+            else:
+                from ..batch import BatchDatasetRunner
+
+                runner = BatchDatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
+                                            concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip,
+                                            settings=settings)
             hooks.on_dataset_start(run_id, str(run_dir), spec.total, done)
             try:
                 status, error, _ = await runner.run(iter(kept))
@@ -134,6 +156,8 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
                            duration_s=duration,
                            rate=budget.describe() if budget is not None and budget.active else None)
     result.reused = done["succeeded"] + done["failed"] - sum(runner.counts.values())
+    if hasattr(runner, "describe"):
+        result.batches = runner.describe()
     summary = result.to_json()
     db.end_run(run_id, attempt, status, error, {"rows": summary["rows"], "results": str(results)})
     state.set_totals(db, run_id, done["succeeded"], done["failed"], done["tokens"])
@@ -145,9 +169,17 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
 def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, ...],
                 assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
                 base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-                emulator_script: str | None, rpm: float | None, tpm: float | None) -> DatasetResult:
-    """``flowrun run FLOW --dataset FILE``."""
+                emulator_script: str | None, rpm: float | None, tpm: float | None,
+                batch: bool = False, batch_deployment: str | None = None,
+                detach: bool = False) -> DatasetResult:
+    """``flowrun run FLOW --dataset FILE`` (``batch``: through the Batch API)."""
     plan = load_plan(flow)
+    if batch:
+        from ..batch import check_batchable
+
+        check_batchable(plan)
+    elif batch_deployment or detach:
+        raise UsageError("--batch-deployment and --detach go with --batch")
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
     spec = _spec(plan, Path(dataset), parse_mapping(maps, plan.flow), parse_assignments(assignments), from_file)
     if provider is None and base_url is None and os.environ.get("FLOWRUN_PROVIDER"):
@@ -165,13 +197,15 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
         raise UsageError(f"cannot create the run directory under {root}: {exc.strerror or exc}",
                          hint="choose another --run-dir") from None
     out = Path(results).resolve() if results else run_store.dir / "results.jsonl"
+    batch_info = {"deployment": batch_deployment, "detach": detach} if batch else None
     try:
         state.save_dataset(db, run_id, source=str(spec.source), fmt=spec.format,
                            digest=state.file_digest(spec.source), mapping=spec.mapping, shared=spec.shared,
                            results=str(out), settings={"rpm": rpm, "tpm": tpm, "concurrency": concurrency,
-                                                       "inputs_file": from_file}, total=spec.total)
+                                                       "inputs_file": from_file, "batch": batch_info},
+                           total=spec.total)
         return _execute(plan, cfg, flow, emulator_script, spec, db, run_id, run_store.dir, out, redactor,
-                        concurrency, _hooks(as_json), budget, 1)
+                        concurrency, _hooks(as_json, batch), budget, 1, batch=batch_info)
     finally:
         db.close()
 
@@ -198,6 +232,11 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
             raise UsageError(f"the dataset {source} changed since run {run_id}",
                              hint="pass --allow-changes to keep the finished rows by number and run the rest")
         settings = dataset["settings"]
+        batch = settings.get("batch")
+        if batch is not None:
+            from ..batch import check_batchable
+
+            check_batchable(plan)
         spec = _spec(plan, source, dataset["mapping"], dataset["shared"], settings.get("inputs_file") or {})
         state.drop_rows_after(db, run_id, spec.total)
         recorded = json.loads(row["provider"] or "{}")
@@ -218,9 +257,10 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
         done = before["succeeded"] + (before["failed"] if FAILED in keep else 0)
         run_dir = Path(row["run_dir"]) if row.get("run_dir") else db.path.parent / run_id
         return _execute(plan, cfg, flow_path, emulator_script, spec, db, run_id, run_dir,
-                        Path(dataset["results"]), redactor, concurrency, _hooks(as_json), budget,
-                        int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
-                        kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done)
+                        Path(dataset["results"]), redactor, concurrency, _hooks(as_json, batch is not None),
+                        budget, int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
+                        kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done,
+                        batch=batch)
     finally:
         db.close()
 
