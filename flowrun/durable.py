@@ -247,6 +247,11 @@ class NullLedger:
 
     def approved(self, request_id: str, turn: int, answer: dict[str, Any], entry: dict[str, Any]) -> None: ...
 
+    def event(self, turn: int | None, kind: str, at: float, seconds: float | None,
+              detail: str | None = None) -> None:
+        """The step waited: ``retry`` (an error, then ``seconds`` of backoff) or ``budget``
+        (``seconds`` on the rate budget from ``at``, a wall-clock time)."""
+
 
 NULL_LEDGER = NullLedger()
 
@@ -370,3 +375,9 @@ class StepLedger(NullLedger):
     def approved(self, request_id: str, turn: int, answer: dict[str, Any], entry: dict[str, Any]) -> None:
         self.db.save_approval(self.journal.run_id, self.key, request_id, turn, self.journal.attempt,
                               answer, entry)
+
+    # -- waits ---------------------------------------------------------------------------
+    def event(self, turn: int | None, kind: str, at: float, seconds: float | None,
+              detail: str | None = None) -> None:
+        self.db.save_event(self.journal.run_id, self.key, turn, self.journal.attempt, kind, at,
+                           seconds, detail)

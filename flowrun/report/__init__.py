@@ -1,0 +1,182 @@
+"""The HTML run report: one self-contained page per run (``flowrun report RUN``,
+``flowrun run --report``).
+
+Data flow: run store + run directory -> :mod:`.collect` (steps, turns, tool calls,
+approvals, waits; :mod:`.items` per output item, :mod:`.embed` for images and files,
+:mod:`.dataset` for a dataset run's rows, :mod:`.prices` for cost) -> :mod:`.dag` and
+:mod:`.timeline` (SVG) -> :mod:`.render` (the Jinja template, autoescaped) -> one file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..rundb import RunDB
+from ..secrets import Redactor
+from .collect import Collector, load_plan_of
+from .dag import dag_svg
+from .dataset import dataset_rows, page_json
+from .embed import MAX_IMAGE_BYTES, Embedder
+from .render import render_page
+from .timeline import timeline_svg
+
+__all__ = ["MAX_IMAGE_BYTES", "REPORT_NAME", "build_report", "report_redactor", "write_report"]
+
+REPORT_NAME = "report.html"
+"""The report's file name inside the run directory (``--report`` without a file)."""
+ROWS_PAGE = 100
+
+
+def report_redactor(plan: Any, environ: Any = None) -> Redactor:
+    """The masks a report made after the run applies again: the flow's secrets and the
+    credential-looking variables set now (the store was masked when written)."""
+    from ..runner import run_redactor
+    from ..secrets import SecretRefused
+
+    env = os.environ if environ is None else environ
+    if plan is None:
+        return Redactor()
+    try:
+        return run_redactor(plan, env)
+    except SecretRefused:
+        return Redactor()
+
+
+def build_report(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = None,
+                 prices: dict[str, dict[str, float]] | None = None,
+                 max_image_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """The HTML of run ``row``'s report."""
+    from .._version import __version__
+    from ..dataset.state import dataset_of
+
+    plan = load_plan_of(row)
+    redactor = redactor if redactor is not None else report_redactor(plan)
+    run_dir = Path(row["run_dir"]) if row.get("run_dir") else db.path.parent / row["id"]
+    embed = Embedder(run_dir, redactor, max_image_bytes)
+    collector = Collector(db, row, redactor, embed, prices, plan)
+    run = collector.run_info()
+    dataset = dataset_of(db, row["id"])
+    notes: list[str] = []
+    if plan is None:
+        notes.append("The flow could not be planned again (its file or tools are gone): the graph "
+                     "shows the steps without their dependencies.")
+    data: dict[str, Any] = {"version": __version__, "generated": time.time(), "run": run,
+                            "dataset": None, "rows_json": None, "rows_meta": None}
+    if dataset is None:
+        steps = collector.steps()
+        totals = collector.totals(steps)
+    else:
+        steps, totals = _dataset(collector, dataset, plan, data, prices or {})
+    anchors = {s["id"]: s["anchor"] for s in steps}
+    needs = {s["id"]: s.get("needs") or [] for s in steps}
+    titles = {s["id"]: _title(s) for s in steps}
+    data.update(steps=steps, totals=totals, anchors=anchors,
+                dag=dag_svg([s["id"] for s in steps], needs, {s["id"]: s["status"] for s in steps},
+                            anchors, titles),
+                timeline=timeline_svg(steps, run["started"], run["ended"]))
+    if collector.unpriced:
+        notes.append("No price for " + ", ".join(sorted(collector.unpriced)) + ": their tokens are "
+                     "not in the cost (add them to --prices).")
+    data["notes"] = notes + embed.notes
+    return render_page(data)
+
+
+def _title(s: dict[str, Any]) -> str:
+    bits = [f"{s['id']}: {s['status']}"]
+    if s.get("dataset_counts"):
+        bits.append(", ".join(f"{n} rows {st}" for st, n in sorted(s["dataset_counts"].items())))
+    if s.get("usage", {}).get("total_tokens"):
+        bits.append(f"{s['usage']['total_tokens']} tokens")
+    if s.get("error"):
+        bits.append(s["error"][:200])
+    return " - ".join(bits)
+
+
+def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dict[str, Any],
+             prices: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A dataset run: the rows (as page data), and a step per flow step with the rows'
+    statuses counted."""
+    from ..dataset.state import counts
+
+    model = _single_model(plan)
+    rows, per_step = dataset_rows(collector.db, collector.run_id, collector.redactor, prices, model)
+    done = counts(collector.db, collector.run_id)
+    order = list(plan.order) if plan is not None else sorted(per_step)
+    steps = []
+    for sid in order:
+        c = per_step.get(sid, {})
+        status = ("failed" if c.get("failed") else "succeeded" if c.get("succeeded") else
+                  max(c, key=c.get) if c else "not run")
+        steps.append({"key": sid, "id": sid, "anchor": "step-" + sid, "status": status,
+                      "needs": sorted(plan.needs.get(sid, ())) if plan else [], "dataset_counts": c,
+                      "items": [], "turns": [], "events": [], "usage": {}, "error": None,
+                      "text": None, "output": None, "kind": collector._kind(sid),
+                      "images": [], "partials": [], "files": [], "tool_calls": [], "approvals": []})
+    from .collect import _anchor
+
+    for s in steps:
+        s["anchor"] = "step-" + _anchor(s["key"])
+    total = dataset.get("total") or len(rows)
+    priced = [r[3] for r in rows if r[3] is not None]
+    data["dataset"] = {"total": total, "done": len(rows),
+                       "counts": {"succeeded": done["succeeded"], "failed": done["failed"]},
+                       "not_done": max(0, total - len(rows)), "priced": bool(prices and model),
+                       "source": dataset.get("source")}
+    data["rows_json"] = page_json(rows)
+    data["rows_meta"] = page_json({"page": ROWS_PAGE, "priced": bool(prices and model),
+                                   "anchors": {s["id"]: s["anchor"] for s in steps}})
+    usage = {"input_tokens": done["input"], "output_tokens": done["output"], "total_tokens": done["tokens"]}
+    totals = {"usage": usage, "cost": sum(priced) if priced else None,
+              "counts": {st: sum(1 for s in steps if s["status"] == st) for st in {s["status"] for s in steps}},
+              "count": len(steps)}
+    if prices and model is None:
+        data.setdefault("notes_extra", []).append("rows use more than one model: no cost per row")
+    return steps, totals
+
+
+def _single_model(plan: Any) -> str | None:
+    """The one model every step of the flow names (a dataset row's usage is one total)."""
+    if plan is None:
+        return None
+    models = set()
+    for sid in plan.order:
+        step = plan.step(sid)
+        m = getattr(step, "model", None) or getattr(plan.flow.defaults, "model", None) or "gpt-4.1"
+        if getattr(step, "computer_use", None) is not None:
+            m = getattr(step.computer_use, "model", None) or m
+        models.add(m)
+    if len(models) != 1:
+        return None
+    model = models.pop()
+    return model if isinstance(model, str) and "{" not in model else None
+
+
+def write_report(ref: str, run_dir: str | Path, out: str | Path | None = None, *,
+                 prices_file: str | None = None, max_image_bytes: int = MAX_IMAGE_BYTES,
+                 redactor: Redactor | None = None) -> Path:
+    """Write the report of run ``ref`` (an id, a unique prefix, ``last`` or a run
+    directory) to ``out`` (default ``<run dir>/report.html``); returns the path."""
+    from ..errors import UsageError
+    from ..resume import find_run
+    from .prices import load_prices
+
+    prices = load_prices(prices_file)
+    db, row = find_run(ref, run_dir)
+    try:
+        html = build_report(db, row, redactor=redactor, prices=prices, max_image_bytes=max_image_bytes)
+    finally:
+        db.close()
+    target = Path(out) if out else (Path(row["run_dir"]) if row.get("run_dir")
+                                    else db.path.parent / row["id"]) / REPORT_NAME
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {target}: {exc.strerror or exc}",
+                         hint="choose another file with -o") from None
+    return target
