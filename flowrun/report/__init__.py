@@ -23,7 +23,8 @@ from .embed import MAX_IMAGE_BYTES, Embedder
 from .render import render_page
 from .timeline import timeline_svg
 
-__all__ = ["MAX_IMAGE_BYTES", "REPORT_NAME", "build_report", "report_redactor", "write_report"]
+__all__ = ["MAX_IMAGE_BYTES", "REPORT_NAME", "build_report", "report_data", "report_redactor",
+           "write_report"]
 
 REPORT_NAME = "report.html"
 """The report's file name inside the run directory (``--report`` without a file)."""
@@ -49,6 +50,15 @@ def build_report(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = 
                  prices: dict[str, dict[str, float]] | None = None,
                  max_image_bytes: int = MAX_IMAGE_BYTES) -> str:
     """The HTML of run ``row``'s report."""
+    return render_page(report_data(db, row, redactor=redactor, prices=prices,
+                                   max_image_bytes=max_image_bytes))
+
+
+def report_data(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = None,
+                prices: dict[str, dict[str, float]] | None = None,
+                max_image_bytes: int = MAX_IMAGE_BYTES) -> dict[str, Any]:
+    """What the page of run ``row`` shows, as plain data (``run``, ``steps``, ``totals``,
+    ``dataset``, ``dag``, ``timeline``, ``notes``)."""
     from .._version import __version__
     from ..dataset.state import dataset_of
 
@@ -80,8 +90,8 @@ def build_report(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = 
     if collector.unpriced:
         notes.append("No price for " + ", ".join(sorted(collector.unpriced)) + ": their tokens are "
                      "not in the cost (add them to --prices).")
-    data["notes"] = notes + embed.notes
-    return render_page(data)
+    data["notes"] = notes + data.pop("notes_extra", []) + embed.notes
+    return data
 
 
 def _title(s: dict[str, Any]) -> str:
