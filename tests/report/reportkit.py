@@ -49,6 +49,33 @@ def run_with_budget(path: Path, emu: Emu, budget: Any, run_root: Path,
     return asyncio.run(main())
 
 
+TRIAGE = """\
+name: triage
+inputs:
+  ticket: string
+steps:
+  classify:
+    input: "Classify ticket {{ inputs.ticket }}"
+  reply:
+    input: "Draft a reply for: {{ steps.classify.text }}"
+outputs:
+  category: "{{ steps.classify.text }}"
+"""
+
+
+def run_dataset_of(emu: Emu, tmp_path: Path, n: int, concurrency: int = 8) -> Any:
+    """A two-step flow over ``n`` tickets (``T1: printer 1 jams``, ...) as a dataset run
+    on the emulator, in-process (``flowrun run --dataset --json``)."""
+    from flowrun.dataset.launch import run_dataset
+
+    flow = write_flow(tmp_path, TRIAGE, "triage.yaml")
+    data = tmp_path / "tickets.jsonl"
+    data.write_text("".join(json.dumps({"ticket": f"T{i}: printer {i} jams"}) + "\n"
+                            for i in range(1, n + 1)))
+    return run_dataset(str(flow), str(data), None, (), (), None, "emulator", emu.base_url, True,
+                       concurrency, str(tmp_path / "runs"), None, None, None)
+
+
 def data_of(result: Any, **kw: Any) -> dict[str, Any]:
     """The report data of a finished run (:func:`flowrun.report.report_data`)."""
     from flowrun.report import report_data
@@ -78,5 +105,5 @@ def rows_json(html: str) -> list[list[Any]]:
     return json.loads(html[start:html.index("</script>", start)])
 
 
-__all__ = ["ARTIFACTS", "data_of", "page_of", "rows_json", "run_example", "run_with_budget", "step",
-           "write_flow"]
+__all__ = ["ARTIFACTS", "data_of", "page_of", "rows_json", "run_dataset_of", "run_example",
+           "run_with_budget", "step", "write_flow"]

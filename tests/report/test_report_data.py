@@ -180,3 +180,25 @@ def test_each_computer_action_becomes_a_mark():
     scroll = _marks({"type": "scroll", "x": 10, "y": 10, "scroll_x": 0, "scroll_y": 400}, 100, 80)[0]
     assert scroll["y2"] == 90 and scroll["x2"] == 10  # an arrow of at most 80 px
     assert _marks({"type": "type", "text": "hello"}, 100, 80)[0]["label"] == "type: hello"
+
+
+def test_a_dataset_run_lists_every_row_compactly_with_its_steps(emu, tmp_path):
+    from reportkit import rows_json, run_dataset_of
+
+    bad = {"match": "T(4|9):", "error": {"status": 400, "message": "row refused"}}
+    emu.script({"steps": {"classify": [bad, bad, {"text": "billing"}]}})
+    result = run_dataset_of(emu, tmp_path, 12)
+    assert result.failed == 2 and result.succeeded == 10
+    path, html = page_of(result)
+    rows = rows_json(html)
+    assert [r[0] for r in rows] == list(range(1, 13))
+    assert {r[0] for r in rows if r[1] == "failed"} == {4, 9}
+    failed = next(r for r in rows if r[0] == 4)
+    assert "row refused" in failed[6] and failed[7] == [["classify", "failed"], ["reply", "skipped"]]
+    ok = next(r for r in rows if r[0] == 1)
+    assert "T1: printer 1 jams" in ok[4] and ok[7] == [["classify", "succeeded"], ["reply", "succeeded"]]
+    assert html.count('<tr class="row"') == 0  # rows are drawn by the page's script, a page at a time
+    data = data_of(result)
+    assert data["dataset"]["counts"] == {"succeeded": 10, "failed": 2}
+    assert step(data, "classify")["dataset_counts"] == {"succeeded": 10, "failed": 2}
+    assert 'class="node st-failed" data-step="classify"' in data["dag"]
