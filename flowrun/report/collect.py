@@ -307,7 +307,7 @@ class Collector:
         priced = [s["cost"] for s in steps if s.get("cost") is not None]
         return {"usage": usage, "cost": sum(priced) if priced else None,
                 "counts": _counts(s["status"] for s in steps),
-                "count": len(steps) + sum(len(s["items"]) for s in steps)}
+                "count": len(steps), "items": sum(len(s["items"]) for s in steps)}
 
 
 def _screens(rec: dict[str, Any]) -> list[str]:

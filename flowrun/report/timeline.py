@@ -51,8 +51,9 @@ def timeline_svg(steps: Sequence[dict[str, Any]], run_start: float | None, run_e
            'patternTransform="rotate(45)"><rect width="3" height="6" class="waitfill"/></pattern></defs>']
     for i in range(6):  # the axis
         t = t0 + span * i / 5
+        anchor = "end" if i == 5 else "middle"
         out.append(f'<line class="grid" x1="{x(t):.1f}" y1="{AXIS_H - 4}" x2="{x(t):.1f}" y2="{height}"/>'
-                   f'<text class="axis" x="{x(t):.1f}" y="{AXIS_H - 8}" text-anchor="middle">'
+                   f'<text class="axis" x="{x(t):.1f}" y="{AXIS_H - 8}" text-anchor="{anchor}">'
                    f'{escape(_fmt(t - t0))}</text>')
     for row, s in enumerate(steps):
         y = AXIS_H + row * ROW_H

@@ -124,11 +124,11 @@ def test_a_dag_with_tool_loops(pages, emu, tmp_path):
         assert await listed(page) == list(result.steps)
         assert await page.locator("svg.dag a.node").count() == len(result.steps)
         assert await page.locator("svg.timeline rect.bar").count() == len(result.steps)
+        await page.screenshot(path=str(ARTIFACTS / "market-brief-top.png"))  # docs/report.png
         await page.locator('svg.dag a.node[data-step="prices"]').click()  # opens its step
         assert await page.locator("#step-prices").evaluate("d => d.open")
         calls = page.locator("#step-prices .item-function_call")
         assert await calls.count() >= 2 and await calls.first.is_visible()
-        await page.screenshot(path=str(ARTIFACTS / "market-brief-top.png"))
         await finish(context, page, seen)
 
     pages.run(check())
