@@ -21,7 +21,7 @@ from .dag import dag_svg
 from .dataset import dataset_rows, page_json
 from .embed import MAX_IMAGE_BYTES, Embedder
 from .render import render_page
-from .timeline import timeline_svg
+from .timeline import rows_timeline_svg, timeline_svg
 
 __all__ = ["MAX_IMAGE_BYTES", "REPORT_NAME", "build_report", "report_data", "report_redactor",
            "write_report"]
@@ -83,10 +83,15 @@ def report_data(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = N
     anchors = {s["id"]: s["anchor"] for s in steps}
     needs = {s["id"]: s.get("needs") or [] for s in steps}
     titles = {s["id"]: _title(s) for s in steps}
-    data.update(steps=steps, totals=totals, anchors=anchors,
+    if dataset is None:
+        timeline = timeline_svg(steps, run["started"], run["ended"])
+    else:
+        from ..dataset.state import row_ends
+
+        timeline = rows_timeline_svg(row_ends(db, row["id"]), run["started"])
+    data.update(steps=steps, totals=totals, anchors=anchors, timeline=timeline,
                 dag=dag_svg([s["id"] for s in steps], needs, {s["id"]: s["status"] for s in steps},
-                            anchors, titles),
-                timeline=timeline_svg(steps, run["started"], run["ended"]))
+                            anchors, titles))
     if collector.unpriced:
         notes.append("No price for " + ", ".join(sorted(collector.unpriced)) + ": their tokens are "
                      "not in the cost (add them to --prices).")

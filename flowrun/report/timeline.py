@@ -102,3 +102,46 @@ def _events(s: dict[str, Any]) -> list[dict[str, Any]]:
     for item in s.get("items") or []:
         evs.extend(item.get("events") or [])
     return [e for e in evs if e.get("time")]
+
+
+def rows_timeline_svg(ended: Sequence[tuple[float, str]], run_start: float | None,
+                      buckets: int = 60) -> str:
+    """A dataset run's rows finishing over time: per time slice, a bar of the rows that
+    succeeded stacked under those that failed."""
+    if not ended:
+        return '<p class="muted">No row has finished.</p>'
+    t0 = min([t for t, _ in ended] + ([run_start] if run_start else []))
+    t1 = max(t for t, _ in ended)
+    span = max(t1 - t0, 1e-3)
+    ok = [0] * buckets
+    bad = [0] * buckets
+    for t, status in ended:
+        i = min(buckets - 1, int((t - t0) / span * buckets))
+        (ok if status == "succeeded" else bad)[i] += 1
+    top = max(max(a + b for a, b in zip(ok, bad)), 1)
+    plot_h, plot_w = 120, WIDTH - LABEL_W - 10
+    height = AXIS_H + plot_h + 6
+    w = plot_w / buckets
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline rows-timeline" width="{WIDTH}" '
+           f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="rows finished over time">',
+           f'<text class="rowlabel" x="4" y="{AXIS_H + 14}">rows finished</text>',
+           f'<text class="axis" x="4" y="{AXIS_H + 30}">(max {top} per slice)</text>']
+    for i in range(6):
+        t = span * i / 5
+        out.append(f'<text class="axis" x="{LABEL_W + plot_w * i / 5:.1f}" y="{AXIS_H - 8}" '
+                   f'text-anchor="{"end" if i == 5 else "middle"}">{escape(_fmt(t))}</text>')
+    for i in range(buckets):
+        x0 = LABEL_W + i * w
+        h_ok = ok[i] / top * plot_h
+        h_bad = bad[i] / top * plot_h
+        base = AXIS_H + plot_h
+        slice_t = f"{_fmt(span * i / buckets)}-{_fmt(span * (i + 1) / buckets)}"
+        if ok[i]:
+            out.append(f'<rect class="bar st-succeeded" x="{x0:.1f}" y="{base - h_ok:.1f}" width="{max(w - 1, 1):.1f}" '
+                       f'height="{h_ok:.1f}"><title>{slice_t}: {ok[i]} rows succeeded</title></rect>')
+        if bad[i]:
+            out.append(f'<rect class="bar st-failed" x="{x0:.1f}" y="{base - h_ok - h_bad:.1f}" '
+                       f'width="{max(w - 1, 1):.1f}" height="{h_bad:.1f}"><title>{slice_t}: {bad[i]} rows failed'
+                       f'</title></rect>')
+    out.append("</svg>")
+    return "".join(out)

@@ -202,3 +202,5 @@ def test_a_dataset_run_lists_every_row_compactly_with_its_steps(emu, tmp_path):
     assert data["dataset"]["counts"] == {"succeeded": 10, "failed": 2}
     assert step(data, "classify")["dataset_counts"] == {"succeeded": 10, "failed": 2}
     assert 'class="node st-failed" data-step="classify"' in data["dag"]
+    # the timeline: rows finishing over time, the failed ones in red
+    assert "rows failed" in data["timeline"] and "rows succeeded" in data["timeline"]
