@@ -132,6 +132,7 @@ def test_secrets_are_masked_and_model_text_is_escaped(emu, tmp_path, monkeypatch
     assert html.count("</script>") == html.count("<script")  # nothing closes a script early
 
 
+@pytest.mark.slow  # four command lines, each starting flowrun afresh
 def test_a_failed_run_reports_from_the_command_line_with_its_error(tmp_path):
     flow = write_flow(tmp_path, """
         name: breaks
@@ -154,6 +155,12 @@ def test_a_failed_run_reports_from_the_command_line_with_its_error(tmp_path):
     out = tmp_path / "again.html"
     proc = flowrun_cli("report", "last", "--run-dir", str(tmp_path / "runs"), "-o", str(out), cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == str(out) and out.stat().st_size > 1000
+    resumed = tmp_path / "resumed.html"
+    proc = flowrun_cli("resume", "last", "--run-dir", str(tmp_path / "runs"), "--json",
+                       f"--report={resumed}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the step fails again
+    html = resumed.read_text()
+    assert 'id="attempts"' in html and "resumed a failed run" in html
     proc = flowrun_cli("report", "nope", "--run-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert proc.returncode == 2 and "no run 'nope'" in proc.stderr and "Traceback" not in proc.stderr
 
