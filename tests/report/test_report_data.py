@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,19 @@ def test_a_dataset_run_lists_every_row_compactly_with_its_steps(emu, tmp_path):
     assert 'class="node st-failed" data-step="classify"' in data["dag"]
     # the timeline: rows finishing over time, the failed ones in red
     assert "rows failed" in data["timeline"] and "rows succeeded" in data["timeline"]
+
+
+def test_the_graph_layers_steps_by_what_they_need_and_wraps_long_layers():
+    from flowrun.report.dag import MAX_COLUMN, dag_svg, layers_of
+
+    order = ["a", "b", "c", "d"]
+    needs = {"c": ["a"], "d": ["b", "c"]}
+    assert layers_of(order, needs) == [["a", "b"], ["c"], ["d"]]
+    wide = [f"s{i}" for i in range(MAX_COLUMN * 2 + 1)]
+    svg = dag_svg(wide, {}, {}, {s: "step-" + s for s in wide})
+    xs = {float(x) for x in re.findall(r'<rect x="([\d.]+)"', svg)}
+    assert len(xs) == 3  # one layer of 81 steps in three columns
+    assert svg.count("<a href=") == len(wide)
+    tricky = dag_svg(["<b>"], {}, {"<b>": "failed"}, {"<b>": 'x"y'})
+    assert "<b>" not in tricky
+    assert 'href="#x&quot;y"' in tricky and "&lt;b&gt;" in tricky
