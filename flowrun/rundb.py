@@ -25,6 +25,8 @@ is applied to everything written; secrets are never stored, credentials never re
 - ``events``: what a step waited for, by time: each retry of a model call (the error and
   the backoff) and each wait on the rate budget (:mod:`flowrun.ratelimit`); the report's
   timeline draws them.
+- ``outlines``: a run's flow as its report draws it (step order, needs, kinds, models;
+  :mod:`flowrun.run_outline`), written when the run starts.
 - ``datasets``: a dataset run's source file (path, format, digest), column mapping,
   shared inputs, results path and settings (:mod:`flowrun.dataset.state`).
 - ``dataset_rows``: one row per finished dataset row: status, attempt, its results line.
@@ -105,6 +107,7 @@ CREATE TABLE IF NOT EXISTS events (
     turn INTEGER, attempt INTEGER NOT NULL, kind TEXT NOT NULL, time REAL NOT NULL,
     seconds REAL, detail TEXT);
 CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, key);
+CREATE TABLE IF NOT EXISTS outlines (run_id TEXT PRIMARY KEY, outline TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS datasets (
     run_id TEXT PRIMARY KEY, source TEXT NOT NULL, format TEXT NOT NULL, digest TEXT,
     mapping TEXT, shared TEXT, results TEXT, settings TEXT, total INTEGER) WITHOUT ROWID;
@@ -423,6 +426,14 @@ class RunDB:
                    " VALUES (?,?,?,?,?,?,?,?)",
                    (run_id, key, turn, attempt, kind, at, seconds,
                     self.redactor.text(detail) if detail else None))
+
+    def save_outline(self, run_id: str, outline: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO outlines (run_id, outline) VALUES (?,?)",
+                   (run_id, self.dump(outline)))
+
+    def outline(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT outline FROM outlines WHERE run_id=?", (run_id,))
+        return loads(rows[0]["outline"]) if rows else None
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT key, turn, attempt, kind, time, seconds, detail FROM events"

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..rundb import RunDB
 from ..secrets import Redactor
-from .collect import Collector, load_plan_of
+from ..run_outline import Outline, outline_for
+from .collect import Collector
 from .dag import dag_svg
 from .dataset import dataset_rows, page_json
 from .embed import MAX_IMAGE_BYTES, Embedder
@@ -31,19 +32,22 @@ REPORT_NAME = "report.html"
 ROWS_PAGE = 100
 
 
-def report_redactor(plan: Any, environ: Any = None) -> Redactor:
+def report_redactor(outline: Outline | None, environ: Any = None) -> Redactor:
     """The masks a report made after the run applies again: the flow's secrets and the
-    credential-looking variables set now (the store was masked when written)."""
-    from ..runner import run_redactor
-    from ..secrets import SecretRefused
+    credential-looking ``OPENAI_*`` / ``AZURE_*`` variables set now (the store was masked
+    when written)."""
+    from ..secrets import looks_like_credential, too_short
 
     env = os.environ if environ is None else environ
-    if plan is None:
-        return Redactor()
-    try:
-        return run_redactor(plan, env)
-    except SecretRefused:
-        return Redactor()
+    redactor = Redactor()
+    for name in outline.secrets if outline is not None else []:
+        value = env.get(name)
+        if value and not too_short(value):
+            redactor.add(value, name)
+    for name, value in env.items():
+        if name.startswith(("OPENAI_", "AZURE_")) and looks_like_credential(name) and not too_short(value):
+            redactor.add(value)
+    return redactor
 
 
 def build_report(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = None,
@@ -62,11 +66,11 @@ def report_data(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = N
     from .._version import __version__
     from ..dataset.state import dataset_of
 
-    plan = load_plan_of(row)
+    plan = outline_for(db, row)
     redactor = redactor if redactor is not None else report_redactor(plan)
     run_dir = Path(row["run_dir"]) if row.get("run_dir") else db.path.parent / row["id"]
     embed = Embedder(run_dir, redactor, max_image_bytes)
-    collector = Collector(db, row, redactor, embed, prices, plan)
+    collector = Collector(db, row, redactor, embed, prices, plan)  # plan: the run's Outline
     run = collector.run_info()
     dataset = dataset_of(db, row["id"])
     notes: list[str] = []
@@ -116,7 +120,7 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
     statuses counted."""
     from ..dataset.state import counts
 
-    model = _single_model(plan)
+    model = plan.single_model() if plan is not None else None
     rows, per_step = dataset_rows(collector.db, collector.run_id, collector.redactor, prices, model)
     done = counts(collector.db, collector.run_id)
     order = list(plan.order) if plan is not None else sorted(per_step)
@@ -126,7 +130,7 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
         status = ("failed" if c.get("failed") else "succeeded" if c.get("succeeded") else
                   max(c, key=c.get) if c else "not run")
         steps.append({"key": sid, "id": sid, "anchor": "step-" + sid, "status": status,
-                      "needs": sorted(plan.needs.get(sid, ())) if plan else [], "dataset_counts": c,
+                      "needs": plan.needs.get(sid, []) if plan else [], "dataset_counts": c,
                       "items": [], "turns": [], "events": [], "usage": {}, "error": None,
                       "text": None, "output": None, "kind": collector._kind(sid),
                       "images": [], "partials": [], "files": [], "tool_calls": [], "approvals": []})
@@ -150,23 +154,6 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
     if prices and model is None:
         data.setdefault("notes_extra", []).append("rows use more than one model: no cost per row")
     return steps, totals
-
-
-def _single_model(plan: Any) -> str | None:
-    """The one model every step of the flow names (a dataset row's usage is one total)."""
-    if plan is None:
-        return None
-    models = set()
-    for sid in plan.order:
-        step = plan.step(sid)
-        m = getattr(step, "model", None) or getattr(plan.flow.defaults, "model", None) or "gpt-4.1"
-        if getattr(step, "computer_use", None) is not None:
-            m = getattr(step.computer_use, "model", None) or m
-        models.add(m)
-    if len(models) != 1:
-        return None
-    model = models.pop()
-    return model if isinstance(model, str) and "{" not in model else None
 
 
 def write_report(ref: str, run_dir: str | Path, out: str | Path | None = None, *,

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..run_outline import Outline
 from ..rundb import INTERRUPTED, RunDB, effective_status, loads
 from ..secrets import Redactor
 from ..store import response_name
@@ -22,28 +23,6 @@ from .prices import cost
 
 NOT_RUN = "not run"
 MAX_RESPONSE_FILES = 1000
-
-
-def load_plan_of(row: dict[str, Any]) -> Any:
-    """The run's plan from the flow text it recorded (the file may have changed since),
-    else from the flow file; None when neither plans (a tools module is gone, ...)."""
-    from ..errors import FlowrunError
-    from ..loader import load_text
-    from ..plan import build_plan, load_plan
-
-    path = row.get("flow_path")
-    if row.get("flow_text"):
-        try:
-            base = Path(path).parent if path else None
-            return build_plan(load_text(row["flow_text"], path or "<flow>", base))
-        except (FlowrunError, OSError, ValueError):
-            pass
-    if path and Path(path).is_file():
-        try:
-            return load_plan(path)
-        except (FlowrunError, OSError, ValueError):
-            return None
-    return None
 
 
 def _read_json(path: Path) -> Any:
@@ -57,10 +36,10 @@ class Collector:
     """Builds the report data of one run."""
 
     def __init__(self, db: RunDB, row: dict[str, Any], redactor: Redactor, embed: Embedder,
-                 prices: dict[str, dict[str, float]] | None = None, plan: Any = None):
+                 prices: dict[str, dict[str, float]] | None = None, outline: Outline | None = None):
         self.db, self.row, self.redactor, self.embed = db, row, redactor, embed
         self.prices = prices or {}
-        self.plan = plan
+        self.plan = outline
         self.run_id = row["id"]
         self.run_dir = embed.run_dir
         self.status = effective_status(row)
@@ -78,7 +57,7 @@ class Collector:
             "error": self.redactor.text(r["error"]) if r["error"] else None,
             "provider": strip_payloads(loads(r["provider"]) or {}, self.redactor),
             "attempts": self.db.attempts(self.run_id), "run_dir": r["run_dir"],
-            "description": getattr(self.plan.flow, "description", None) if self.plan else None,
+            "description": self.plan.description if self.plan else None,
         }
 
     # -- steps ---------------------------------------------------------------------------
@@ -136,12 +115,7 @@ class Collector:
         return out
 
     def _kind(self, sid: str) -> str:
-        if self.plan is None:
-            return "step"
-        try:
-            return str(self.plan.step(sid).kind)
-        except Exception:
-            return "step"
+        return self.plan.kinds.get(sid, "step") if self.plan is not None else "step"
 
     def _status(self, row: dict[str, Any] | None, rec: dict[str, Any]) -> str:
         status = (row or {}).get("status") or rec.get("status") or NOT_RUN
@@ -207,16 +181,7 @@ class Collector:
         return view
 
     def _model(self, step_id: str) -> str | None:
-        if self.plan is None:
-            return None
-        try:
-            step = self.plan.step(step_id)
-        except Exception:
-            return None
-        model = getattr(step, "model", None) or getattr(self.plan.flow.defaults, "model", None)
-        if model is None and getattr(step, "computer_use", None) is not None:
-            model = getattr(step.computer_use, "model", None)
-        return model if isinstance(model, str) and "{" not in model else None
+        return self.plan.models.get(step_id) if self.plan is not None else None
 
     def _call_view(self, c: dict[str, Any]) -> dict[str, Any]:
         record = c.get("record") or {}

@@ -43,6 +43,11 @@ def test_a_tool_loop_shows_each_turn_its_request_and_every_call_with_its_output(
     assert data["dag"].count('class="node st-succeeded"') == 2
     assert data["dag"].count('class="edge"') == 1
     assert step(data, "pack")["needs"] == ["plan"]
+    # the run kept what the report draws of its plan: no need to plan the flow again
+    db = RunDB.at(tmp_path / "runs")
+    outline = db.outline(result.run_id)
+    db.close()
+    assert outline["needs"] == {"plan": [], "pack": ["plan"]} and outline["models"]["plan"] == "gpt-4.1"
 
 
 def test_retries_and_rate_budget_waits_are_recorded_and_drawn(emu, tmp_path):
