@@ -233,3 +233,36 @@ def test_the_graph_layers_steps_by_what_they_need_and_wraps_long_layers():
     tricky = dag_svg(["<b>"], {}, {"<b>": "failed"}, {"<b>": 'x"y'})
     assert "<b>" not in tricky
     assert 'href="#x&quot;y"' in tricky and "&lt;b&gt;" in tricky
+
+
+def test_mcp_calls_and_approvals_show_who_decided_and_the_token_never(emu, tmp_path):
+    import sys
+
+    from flowkit import REPO
+
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from mcp_server import DocsExample  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    token = "example-token-for-the-report-5f4e3d"
+    server = DocsExample(token, port=0).start()
+    try:
+        result = run_example("mcp-docs", emu, tmp_path, {"docs_url": server.url, "question": "Rotate a key?"},
+                             environ={"DOCS_MCP_TOKEN": token})
+    finally:
+        server.stop()
+    assert result.status == "succeeded", result.error
+    data = data_of(result)
+    answer = step(data, "answer")
+    items = [i for t in answer["turns"] for i in t["items"]]
+    kinds = [i["type"] for i in items]
+    assert "mcp_list_tools" in kinds and "mcp_approval_request" in kinds
+    request = next(i for i in items if i["type"] == "mcp_approval_request")
+    assert request["decision"]["decision"] == "approved" and request["decision"]["by"] == "policy"
+    assert [(a["tool"], a["decision"], a["decided_by"]) for a in answer["approvals"]] == [
+        ("fetch_page", "approved", "policy")]
+    calls = [i for i in items if i["type"] == "mcp_call"]
+    assert {c["title"] for c in calls} >= {"MCP internal_docs.search_docs", "MCP internal_docs.fetch_page"}
+    path, html = page_of(result)
+    assert token not in html
