@@ -266,3 +266,17 @@ def test_mcp_calls_and_approvals_show_who_decided_and_the_token_never(emu, tmp_p
     assert {c["title"] for c in calls} >= {"MCP internal_docs.search_docs", "MCP internal_docs.fetch_page"}
     path, html = page_of(result)
     assert token not in html
+
+
+def test_code_interpreter_code_logs_and_files(emu, tmp_path):
+    result = run_example("data-analysis", emu, tmp_path)
+    assert result.status == "succeeded", result.error
+    analyze = step(data_of(result), "analyze")
+    code = [i for t in analyze["turns"] for i in t["items"] if i["type"] == "code_interpreter_call"]
+    assert code and "revenue_by_region.csv" in code[0]["code"]
+    assert code[0]["logs"]  # what the code printed
+    files = {f["name"]: f for f in analyze["files"]}
+    csv = files["revenue_by_region.csv"]
+    assert csv["preview"].startswith("month,") and csv["src"].startswith("data:text/plain")
+    charts = [i for i in analyze["images"] if i["name"] == "revenue_by_region.png"]
+    assert charts and charts[0]["src"].startswith("data:image/png;base64,")
