@@ -37,6 +37,8 @@ def environment() -> SandboxedEnvironment:
         env.filters["usd"] = lambda v: "" if v is None else (f"${v:,.4f}" if v < 1 else f"${v:,.2f}")
         env.filters["slug"] = lambda s: str(s).replace(" ", "-")
         env.filters["tree"] = tree_html
+        # markup kept in a script element: an inner </script would end it (report.js undoes this)
+        env.filters["unscript"] = lambda m: Markup(str(m).replace("</script", "<\\/script"))
         env.filters["num"] = lambda n: f"{int(n or 0):,}"
         _ENV = env
     return _ENV

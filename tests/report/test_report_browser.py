@@ -235,3 +235,37 @@ def test_a_dataset_run(pages, emu, tmp_path):
         await finish(context, page, seen)
 
     pages.run(check())
+
+
+def test_a_large_run_keeps_step_bodies_unparsed_until_opened(pages, emu, tmp_path):
+    flow = write_flow(tmp_path, """
+        name: many
+        steps:
+          seed: {input: "start"}
+          fan:
+            for_each: "{{ range(120) | list }}"
+            input: "Item {{ item }} after {{ steps.seed.text }}"
+    """)
+    result = run_file(flow, emu, run_root=tmp_path / "runs", runner=pages.loop.run_until_complete)
+    assert result.status == "succeeded", result.error
+    path, html = page_of(result)
+    assert html.count('<script type="text/x-flowrun-body">') == 2 + 120  # two steps, 120 items
+
+    async def check() -> None:
+        context, page, seen = await pages.open(path, "large.png")
+        assert await listed(page) == ["seed", "fan"]
+        assert await page.locator("#step-fan .item-step").count() == 0  # not parsed yet
+        await page.locator("#step-fan > summary").click()
+        assert await page.locator("#step-fan .item-step").count() == 120
+        item = page.locator("#step-fan\\.7")
+        await item.locator("> summary").click()
+        assert "Item 7 after" in await item.locator(".request").inner_text()
+        # a link to an item inside a step nobody opened yet opens both
+        await page.locator("#step-fan > summary").click()
+        await page.evaluate("location.hash = ''")
+        await page.locator('svg.timeline a[href="#step-seed"]').click()
+        assert await page.locator("#step-seed").evaluate("d => d.open")
+        assert "start" in await page.locator("#step-seed .request").inner_text()
+        await finish(context, page, seen)
+
+    pages.run(check())

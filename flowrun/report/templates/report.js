@@ -33,9 +33,36 @@
   if (ex) { ex.addEventListener("click", function () { setAll(true); }); }
   if (co) { co.addEventListener("click", function () { setAll(false); }); }
 
+  // -- large runs: a step's body is markup kept in a script element until it is opened ---
+  var LAZY = 'script[type="text/x-flowrun-body"]';
+  function fill(d) {
+    var s = null;
+    for (var i = 0; i < d.children.length; i++) {
+      if (d.children[i].matches(LAZY)) { s = d.children[i]; }
+    }
+    if (!s) { return; }
+    // markup the report escaped when it was written; nested bodies had "</script" as "<\/script"
+    s.previousElementSibling.innerHTML = s.textContent.replace(/<\\\/script/g, "</script");
+    s.remove();
+  }
+  document.addEventListener("toggle", function (ev) {
+    if (ev.target.tagName === "DETAILS" && ev.target.open) { fill(ev.target); }
+  }, true);
+  $$("details[open]").forEach(fill);
+  function find(id) {
+    var el = document.getElementById(id);
+    if (el) { return el; }
+    var needle = 'id="' + id + '"';
+    var holder = $$(LAZY).filter(function (s) { return s.textContent.indexOf(needle) >= 0; })[0];
+    if (!holder) { return null; }
+    holder.parentElement.open = true;
+    fill(holder.parentElement);
+    return find(id);
+  }
+
   // -- open the step a link points at (the graph, the timeline, "needs") -----------------
   function reveal(id) {
-    var el = id && document.getElementById(id);
+    var el = id && find(id);
     if (!el) { return; }
     for (var p = el; p; p = p.parentElement) {
       if (p.tagName === "DETAILS") { p.open = true; p.hidden = false; }
