@@ -71,7 +71,7 @@ def report_data(db: RunDB, row: dict[str, Any], *, redactor: Redactor | None = N
 
     plan = outline_for(db, row)
     redactor = redactor if redactor is not None else report_redactor(plan)
-    run_dir = Path(row["run_dir"]) if row.get("run_dir") else db.path.parent / row["id"]
+    run_dir = run_dir_of(db, row)
     embed = Embedder(run_dir, redactor, max_image_bytes)
     collector = Collector(db, row, redactor, embed, prices, plan)  # plan: the run's Outline
     run = collector.run_info()
@@ -160,6 +160,14 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
     return steps, totals
 
 
+def run_dir_of(db: RunDB, row: dict[str, Any]) -> Path:
+    """The run's directory: where it was, else beside the store (the runs directory moved)."""
+    recorded = Path(row["run_dir"]) if row.get("run_dir") else None
+    if recorded is not None and recorded.is_dir():
+        return recorded
+    return db.path.parent / row["id"]
+
+
 def write_report(ref: str, run_dir: str | Path, out: str | Path | None = None, *,
                  prices_file: str | None = None, max_image_bytes: int = MAX_IMAGE_BYTES,
                  redactor: Redactor | None = None) -> Path:
@@ -175,8 +183,7 @@ def write_report(ref: str, run_dir: str | Path, out: str | Path | None = None, *
         html = build_report(db, row, redactor=redactor, prices=prices, max_image_bytes=max_image_bytes)
     finally:
         db.close()
-    target = Path(out) if out else (Path(row["run_dir"]) if row.get("run_dir")
-                                    else db.path.parent / row["id"]) / REPORT_NAME
+    target = Path(out) if out else run_dir_of(db, row) / REPORT_NAME
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".{os.getpid()}.tmp")

@@ -280,3 +280,17 @@ def test_code_interpreter_code_logs_and_files(emu, tmp_path):
     assert csv["preview"].startswith("month,") and csv["src"].startswith("data:text/plain")
     charts = [i for i in analyze["images"] if i["name"] == "revenue_by_region.png"]
     assert charts and charts[0]["src"].startswith("data:image/png;base64,")
+
+
+def test_a_moved_runs_directory_still_reports_with_its_images(emu, tmp_path):
+    import shutil
+
+    result = run_example("image-edit", emu, tmp_path)
+    moved = tmp_path / "moved"
+    shutil.move(str(tmp_path / "runs"), str(moved))
+    from flowrun.report import write_report
+
+    path = write_report("last", moved)
+    assert path == moved / result.run_id / "report.html"
+    html = path.read_text()
+    assert html.count('src="data:image/png;base64,') >= 3 and "not in the run directory" not in html
