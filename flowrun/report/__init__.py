@@ -4,7 +4,9 @@
 Data flow: run store + run directory -> :mod:`.collect` (steps, turns, tool calls,
 approvals, waits; :mod:`.items` per output item, :mod:`.embed` for images and files,
 :mod:`.dataset` for a dataset run's rows, :mod:`.prices` for cost) -> :mod:`.dag` and
-:mod:`.timeline` (SVG) -> :mod:`.render` (the Jinja template, autoescaped) -> one file.
+:mod:`.timeline` (SVG) -> :mod:`.render` (the Jinja template, autoescaped; :mod:`.tree`
+for JSON values) -> one file. What a run keeps of its plan for this is
+:mod:`flowrun.run_outline`.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
     """A dataset run: the rows (as page data), and a step per flow step with the rows'
     statuses counted."""
     from ..dataset.state import counts
+    from .collect import _anchor
 
     model = plan.single_model() if plan is not None else None
     rows, per_step = dataset_rows(collector.db, collector.run_id, collector.redactor, prices, model)
@@ -133,15 +136,11 @@ def _dataset(collector: Collector, dataset: dict[str, Any], plan: Any, data: dic
         c = per_step.get(sid, {})
         status = ("failed" if c.get("failed") else "succeeded" if c.get("succeeded") else
                   max(c, key=c.get) if c else "not run")
-        steps.append({"key": sid, "id": sid, "anchor": "step-" + sid, "status": status,
+        steps.append({"key": sid, "id": sid, "anchor": "step-" + _anchor(sid), "status": status,
                       "needs": plan.needs.get(sid, []) if plan else [], "dataset_counts": c,
                       "items": [], "turns": [], "events": [], "usage": {}, "error": None,
                       "text": None, "output": None, "kind": collector._kind(sid),
                       "images": [], "partials": [], "files": [], "tool_calls": [], "approvals": []})
-    from .collect import _anchor
-
-    for s in steps:
-        s["anchor"] = "step-" + _anchor(s["key"])
     total = dataset.get("total") or len(rows)
     priced = [r[3] for r in rows if r[3] is not None]
     data["dataset"] = {"total": total, "done": len(rows),
