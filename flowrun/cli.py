@@ -11,6 +11,7 @@ import click
 
 from ._version import __version__
 from .tracing import otel_options
+from .cli_report import report_after, report_option
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
@@ -243,6 +244,7 @@ def schema(tests: bool) -> None:
               help="With --batch: the model every batch line names (Azure: a Global Batch deployment).")
 @click.option("--detach", is_flag=True,
               help="With --batch: on Ctrl-C leave the batches running (flowrun resume re-attaches).")
+@report_option
 @handle_errors
 @otel_options
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
@@ -250,14 +252,23 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         emulator_script: str | None, interactive: bool | None, record: str | None,
         replay: str | None, dataset: str | None, results: str | None, maps: tuple[str, ...],
         rpm: float | None, tpm: float | None, cache: bool | None, batch: bool,
-        batch_deployment: str | None, detach: bool) -> None:
+        batch_deployment: str | None, detach: bool, report: str | None,
+        prices_file: str | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step (or a dataset row) failed, 2 invalid
     flow or usage, 130 interrupted.
 
     With --dataset, every row is one run of the flow under one run id; -i sets inputs
-    shared by every row. --json prints run_id, status, rows, results and usage."""
+    shared by every row. --json prints run_id, status, rows, results and usage.
+    --report writes the run's HTML report when it ends (see `flowrun report`)."""
     from .errors import UsageError
     from .jsontext import dumps
+
+    if report is None and prices_file:
+        raise UsageError("--prices goes with --report (or `flowrun report RUN --prices FILE`)")
+    if prices_file:
+        from .report.prices import load_prices
+
+        load_prices(prices_file)  # a broken prices file stops the run before it starts
 
     if dataset is None and (results or maps or batch):
         raise UsageError("--results, --map and --batch go with --dataset FILE")
@@ -269,6 +280,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         outcome = run_dataset(flow, dataset, results, maps, assignments, inputs_file, provider,
                               base_url, as_json, max_concurrency, run_dir, emulator_script, rpm, tpm,
                               batch=batch, batch_deployment=batch_deployment, detach=detach)
+        report_after(outcome, report, prices_file)
         click.echo(dumps(outcome.to_json(), default=str) if as_json else outcome.outputs["results"])
         sys.exit(outcome.exit_code)
     from .launch import launch
@@ -278,6 +290,7 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         run_dir, emulator_script, interactive, record=record, replay=replay, rpm=rpm, tpm=tpm,
         cache=cache,
     )
+    report_after(result, report, prices_file)
     if as_json:
         click.echo(dumps(result.to_json(), default=str))
     else:
@@ -352,6 +365,10 @@ _register_test_command()
 from .cli_runs import register as _register_run_commands  # noqa: E402
 
 _register_run_commands(main, handle_errors)
+
+from .cli_report import register as _register_report_command  # noqa: E402
+
+_register_report_command(main, handle_errors)
 
 from .cli_cache import register as _register_cache_commands  # noqa: E402
 

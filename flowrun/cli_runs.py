@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from .tracing import otel_options
+from .cli_report import report_option
 
 RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 
@@ -39,10 +40,11 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
               help="A dataset run: also run the rows that failed again (default: only the rows "
                    "that did not finish).")
 @otel_options
+@report_option
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
            emulator_script: str | None, interactive: bool | None, allow_changes: bool,
-           retry_failed: bool) -> None:
+           retry_failed: bool, report: str | None, prices_file: str | None) -> None:
     """Finish a failed, cancelled or killed run, reusing what completed.
 
     RUN is a run id (or a unique prefix), `last`, or a run directory. Failed, cancelled,
@@ -50,12 +52,16 @@ def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, prov
     completed turns of a tool loop) are reused without a request. Exit codes as for run.
 
     A dataset run goes on with the rows that did not finish; rows that succeeded are not
-    run again, nor (without --retry-failed) rows that failed.
+    run again, nor (without --retry-failed) rows that failed. --report writes the run's
+    HTML report when it ends (see `flowrun report`).
     """
     from .resume import resume_run
 
     result = resume_run(run, run_dir, assignments, inputs_file, provider, base_url, as_json,
                         max_concurrency, emulator_script, interactive, allow_changes, retry_failed)
+    from .cli_report import report_after
+
+    report_after(result, report, prices_file)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
     elif hasattr(result, "results"):

@@ -107,6 +107,13 @@ class Resumption:
     note: str | None = None
 
 
+def save_outline(db: RunDB, run_id: str, plan: Any) -> None:
+    """What the run's report needs of its plan (:mod:`flowrun.run_outline`)."""
+    from .run_outline import outline_of
+
+    db.save_outline(run_id, outline_of(plan).to_json())
+
+
 def open_journal(run_root: Path, run_id: str, redactor: Any, resume: Resumption | None) -> "RunJournal":
     """The journal of a run under ``run_root`` (its store file is created on first use)."""
     from .errors import UsageError
@@ -147,6 +154,7 @@ class RunJournal:
             provider=provider.describe() if provider is not None else None,
             run_dir=str(ctx.store.dir), attempt=self.attempt, note=self.note,
         )
+        save_outline(self.db, self.run_id, plan)
 
     def end(self, runner: Any) -> None:
         note = None
@@ -246,6 +254,11 @@ class NullLedger:
         return None
 
     def approved(self, request_id: str, turn: int, answer: dict[str, Any], entry: dict[str, Any]) -> None: ...
+
+    def event(self, turn: int | None, kind: str, at: float, seconds: float | None,
+              detail: str | None = None) -> None:
+        """The step waited: ``retry`` (an error, then ``seconds`` of backoff) or ``budget``
+        (``seconds`` on the rate budget from ``at``, a wall-clock time)."""
 
 
 NULL_LEDGER = NullLedger()
@@ -370,3 +383,9 @@ class StepLedger(NullLedger):
     def approved(self, request_id: str, turn: int, answer: dict[str, Any], entry: dict[str, Any]) -> None:
         self.db.save_approval(self.journal.run_id, self.key, request_id, turn, self.journal.attempt,
                               answer, entry)
+
+    # -- waits ---------------------------------------------------------------------------
+    def event(self, turn: int | None, kind: str, at: float, seconds: float | None,
+              detail: str | None = None) -> None:
+        self.db.save_event(self.journal.run_id, self.key, turn, self.journal.attempt, kind, at,
+                           seconds, detail)

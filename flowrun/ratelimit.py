@@ -19,11 +19,15 @@ tokens bucket by the real ``usage`` and reads the service's ``x-ratelimit-*`` he
 ``limit-*`` sets a pool's rate when none was configured, ``remaining-*`` caps the bucket
 (so the run slows down before a 429, not after), and ``remaining 0`` pauses the pool
 until ``reset-*``. A 429 that still happens pauses the pool for its ``Retry-After``.
+
+A request that had to wait tells the observer in :data:`budget_waits` (a context
+variable the step sets around its model call, so the run store can record the wait).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import re
 import time
@@ -34,6 +38,11 @@ BURST_SECONDS = 0.5
 """A bucket holds this many seconds of its rate (at least one request)."""
 DEFAULT_OUTPUT_TOKENS = 256
 """Output tokens assumed for a request without ``max_output_tokens`` until responses tell."""
+WAIT_WORTH_NOTING = 0.001
+"""Seconds of waiting on the budget below which no wait is reported."""
+budget_waits: contextvars.ContextVar[Any] = contextvars.ContextVar("budget_waits", default=None)
+"""``observer(started, seconds, model)`` for the requests of the current task, or None
+(``started`` is a wall-clock time)."""
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -218,6 +227,7 @@ class RateBudget:
             pool.lock = asyncio.Lock()
         estimate = pool.estimate(params)
         started = self.clock()
+        wall = time.time()
         async with pool.lock:  # first come, first served
             while True:
                 wait = pool.paused_until - self.clock()
@@ -232,7 +242,11 @@ class RateBudget:
                 pool.requests.take(1)
             if pool.tokens is not None:
                 pool.tokens.take(estimate)
-        self.waited += self.clock() - started
+        waited = self.clock() - started
+        self.waited += waited
+        observer = budget_waits.get()
+        if observer is not None and waited >= WAIT_WORTH_NOTING:
+            observer(wall, waited, model)
         return Ticket(model, pool, estimate, self.clock())
 
     def settle(self, ticket: Ticket, headers: Any = None, usage: Mapping[str, Any] | None = None,

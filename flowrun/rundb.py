@@ -22,6 +22,11 @@ is applied to everything written; secrets are never stored, credentials never re
 - ``tool_calls``: one row per function call (``started``, then ``done`` with its output).
 - ``approvals``: one row per MCP approval decision.
 - ``artifacts``: one row per file a step saved.
+- ``events``: what a step waited for, by time: each retry of a model call (the error and
+  the backoff) and each wait on the rate budget (:mod:`flowrun.ratelimit`); the report's
+  timeline draws them.
+- ``outlines``: a run's flow as its report draws it (step order, needs, kinds, models;
+  :mod:`flowrun.run_outline`), written when the run starts.
 - ``datasets``: a dataset run's source file (path, format, digest), column mapping,
   shared inputs, results path and settings (:mod:`flowrun.dataset.state`).
 - ``dataset_rows``: one row per finished dataset row: status, attempt, its results line.
@@ -106,6 +111,12 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL, key TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER NOT NULL,
     PRIMARY KEY (run_id, key, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn INTEGER, attempt INTEGER NOT NULL, kind TEXT NOT NULL, time REAL NOT NULL,
+    seconds REAL, detail TEXT);
+CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, key);
+CREATE TABLE IF NOT EXISTS outlines (run_id TEXT PRIMARY KEY, outline TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS datasets (
     run_id TEXT PRIMARY KEY, source TEXT NOT NULL, format TEXT NOT NULL, digest TEXT,
     mapping TEXT, shared TEXT, results TEXT, settings TEXT, total INTEGER) WITHOUT ROWID;
@@ -280,7 +291,7 @@ class RunDB:
         stmts: list[tuple[str, tuple[Any, ...]]] = []
         if attempt == 1:  # a fresh run (a reused id starts from nothing)
             for table in ("steps", "turns", "tool_calls", "approvals", "artifacts", "attempts",
-                          "batch_jobs", "batch_lines"):
+                          "batch_jobs", "batch_lines", "events"):
                 stmts.append((f"DELETE FROM {table} WHERE run_id=?", (run_id,)))
             stmts.append((
                 "INSERT OR REPLACE INTO runs (id, flow_name, flow_path, flow_hash, flow_text, inputs, status,"
@@ -498,6 +509,26 @@ class RunDB:
         if key is None:
             return self._rows("SELECT * FROM approvals WHERE run_id=?", (run_id,))
         return self._rows("SELECT * FROM approvals WHERE run_id=? AND key=?", (run_id, key))
+
+    def save_event(self, run_id: str, key: str, turn: int | None, attempt: int, kind: str,
+                   at: float, seconds: float | None, detail: str | None = None) -> None:
+        """Something a step waited for (``retry``, ``budget``): when, how long, why."""
+        self._exec("INSERT INTO events (run_id, key, turn, attempt, kind, time, seconds, detail)"
+                   " VALUES (?,?,?,?,?,?,?,?)",
+                   (run_id, key, turn, attempt, kind, at, seconds,
+                    self.redactor.text(detail) if detail else None))
+
+    def save_outline(self, run_id: str, outline: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO outlines (run_id, outline) VALUES (?,?)",
+                   (run_id, self.dump(outline)))
+
+    def outline(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT outline FROM outlines WHERE run_id=?", (run_id,))
+        return loads(rows[0]["outline"]) if rows else None
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT key, turn, attempt, kind, time, seconds, detail FROM events"
+                          " WHERE run_id=? ORDER BY seq", (run_id,))
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT key, path, attempt FROM artifacts WHERE run_id=?", (run_id,))

@@ -113,6 +113,9 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
                      flow_hash=flow_hash(plan.file.text), flow_text=plan.file.text, inputs=spec.shared,
                      provider=endpoint.describe(), run_dir=str(run_dir), attempt=attempt,
                      note=None if attempt == 1 else "resumed a dataset run")
+        from ..durable import save_outline
+
+        save_outline(db, run_id, plan)
 
         started = time.monotonic()
 

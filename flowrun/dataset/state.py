@@ -76,6 +76,12 @@ def row_lines(db: RunDB, run_id: str, statuses: tuple[str, ...]) -> Iterator[tup
         after = rows[-1]["row"]
 
 
+def row_ends(db: RunDB, run_id: str) -> list[tuple[float, str]]:
+    """``(ended, status)`` of every finished row (for the report's timeline)."""
+    return [(r["ended"], r["status"]) for r in db._rows(
+        "SELECT ended, status FROM dataset_rows WHERE run_id=? AND ended IS NOT NULL", (run_id,))]
+
+
 def counts(db: RunDB, run_id: str) -> dict[str, int]:
     """Finished rows by status, and their tokens (``input`` / ``output`` from their lines)."""
     out = {"succeeded": 0, "failed": 0, "tokens": 0, "input": 0, "output": 0}

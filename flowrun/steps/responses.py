@@ -10,6 +10,7 @@ step's tool loop, turns chain by ``previous_response_id`` unless ``store`` is fa
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ..cache import through_cache
@@ -20,6 +21,7 @@ from ..durable import StepLedger, ledger_of
 from ..errors import ConnectionFailed, ExecutionError, OutputError, RequestRejected, ToolLoopLimit
 from ..output import output_text, parse_structured, reasoning_summary, refusal, text_format
 from ..parts import build_input
+from ..ratelimit import budget_waits
 from ..results import SUCCEEDED
 from ..retry import with_retries
 from ..secrets import StreamMasker
@@ -249,13 +251,24 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
             return await client.stream(params, lambda e: _on_event(sc, e))
         return await client.create(params)
 
+    ledger = ledger_of(sc)
+    turn = sc.state.get("turn")
+
     def on_retry(n: int, err: Exception, wait: float) -> None:
         sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
+        ledger.event(turn, "retry", time.time(), wait, f"retry {n}: {err}")
 
-    with tracer().model_call(sc, params) as span:
-        response = await with_retries(attempt, sc.retries, on_retry)
-        span.done(response)
-        await _settle(sc, response)
+    def on_budget_wait(started: float, seconds: float, model: str) -> None:
+        ledger.event(turn, "budget", started, seconds, model or None)
+
+    token = budget_waits.set(on_budget_wait)
+    try:
+        with tracer().model_call(sc, params) as span:
+            response = await with_retries(attempt, sc.retries, on_retry)
+            span.done(response)
+            await _settle(sc, response)
+    finally:
+        budget_waits.reset(token)
     return response
 
 
