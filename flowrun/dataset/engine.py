@@ -130,6 +130,42 @@ def add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:
 
 
 @dataclass
+class RowOutcome:
+    """What one row's run of the flow gave: the parts of its results line."""
+
+    status: str
+    outputs: Any = None
+    usage: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+async def execute_row(plan: Plan, client: Any, run_dir: Path, run_id: str, number: int,
+                      inputs: dict[str, Any], where: str, redactor: Redactor, slots: asyncio.Semaphore,
+                      hooks: RunHooks) -> RowOutcome | None:
+    """One row's run of the flow on ``client`` (artifacts under ``run_dir/rows/<n>/``);
+    a flow error fails the row, never the dataset. None: cancelled before it finished."""
+    store = RowStore(run_dir, run_id, number, redactor)
+    ctx = RunContext(plan=plan, client=client, store=store, redactor=redactor, inputs=inputs,
+                     hooks=hooks, slots=slots)
+    try:
+        result = await RowRunner(ctx).run()
+    except asyncio.CancelledError:
+        return None
+    except FlowrunError as exc:
+        return RowOutcome(FAILED, {}, error=f"{where}: {exc}")
+    except Exception as exc:  # a bug: the row fails, the others go on
+        return RowOutcome(FAILED, {}, error=f"{where}: {internal_error(exc)}")
+    usage: dict[str, int] = {}
+    steps: dict[str, Any] = {}
+    for sid, o in result.steps.items():
+        add_usage(usage, o.usage)
+        steps[sid] = {"status": o.status, **({"response_id": o.response_id} if o.response_id else {})}
+    return RowOutcome(result.status, result.outputs, usage, f"{where}: {result.error}" if result.error else None,
+                      steps)
+
+
+@dataclass
 class DatasetSpec:
     """What to run: the plan, the rows, and how rows become inputs."""
 
@@ -174,41 +210,28 @@ class DatasetRunner:
 
     async def run_row(self, row: Row) -> None:
         inputs: dict[str, Any] = {}
-        outputs: Any = {}
-        usage: dict[str, int] = {}
-        steps: dict[str, Any] = {}
         where = f"{self.spec.source.name}:{row.line}: row {row.number}"
         error = row.error
-        status = FAILED
         if error is None:
             try:
                 inputs = self._inputs(row)
             except (ValueError, UsageError) as exc:
                 error = f"{where}: {exc}"
                 inputs = {k: v for k, v in (row.values or {}).items()}
-        if error is None:
-            store = RowStore(self.run_dir, self.run_id, row.number, self.redactor)
-            ctx = RunContext(plan=self.spec.plan, client=self.client, store=store, redactor=self.redactor,
-                             inputs=inputs, hooks=_RowHooks(self.hooks, row.number), slots=self.slots)
-            runner = RowRunner(ctx)
-            try:
-                result = await runner.run()
-            except asyncio.CancelledError:
-                return  # not finished: no row in the store, a resume runs it
-            except FlowrunError as exc:
-                result = None
-                error = f"{where}: {exc}"
-            except Exception as exc:  # a bug: the row fails, the others go on
-                result = None
-                error = f"{where}: {internal_error(exc)}"
-            if result is not None:
-                status, outputs = result.status, result.outputs
-                if result.error:
-                    error = f"{where}: {result.error}"
-                for sid, o in result.steps.items():
-                    add_usage(usage, o.usage)
-                    steps[sid] = {"status": o.status, **({"response_id": o.response_id} if o.response_id else {})}
-        self._finish(row.number, status, inputs, outputs, usage, error, steps)
+        if error is not None:
+            self._finish(row.number, FAILED, inputs, {}, {}, error, {})
+            return
+        outcome = await self.execute(row.number, inputs, where)
+        if outcome is None:
+            return  # not finished: no row in the store, a resume runs it
+        self._finish(row.number, outcome.status, inputs, outcome.outputs, outcome.usage, outcome.error,
+                     outcome.steps)
+
+    async def execute(self, number: int, inputs: dict[str, Any], where: str) -> "RowOutcome | None":
+        """Run the flow for one row's inputs (the engine seam: here, in this process).
+        None: cancelled before it finished."""
+        return await execute_row(self.spec.plan, self.client, self.run_dir, self.run_id, number, inputs,
+                                 where, self.redactor, self.slots, _RowHooks(self.hooks, number))
 
     def _finish(self, number: int, status: str, inputs: dict[str, Any], outputs: Any,
                 usage: dict[str, int], error: str | None, steps: dict[str, Any]) -> None:
