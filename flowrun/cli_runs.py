@@ -36,10 +36,14 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 @click.option("--retry-failed", is_flag=True,
               help="A dataset run: also run the rows that failed again (default: only the rows "
                    "that did not finish).")
+@click.option("--ray-address", metavar="ADDR",
+              help="A dataset run on Ray: the cluster to finish it on (default: the one it started on).")
+@click.option("--workers", type=click.IntRange(1),
+              help="A dataset run on Ray: worker actors (default: as the run started).")
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
            emulator_script: str | None, interactive: bool | None, allow_changes: bool,
-           retry_failed: bool) -> None:
+           retry_failed: bool, ray_address: str | None, workers: int | None) -> None:
     """Finish a failed, cancelled or killed run, reusing what completed.
 
     RUN is a run id (or a unique prefix), `last`, or a run directory. Failed, cancelled,
@@ -52,7 +56,8 @@ def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, prov
     from .resume import resume_run
 
     result = resume_run(run, run_dir, assignments, inputs_file, provider, base_url, as_json,
-                        max_concurrency, emulator_script, interactive, allow_changes, retry_failed)
+                        max_concurrency, emulator_script, interactive, allow_changes, retry_failed,
+                        ray_address=ray_address, workers=workers)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, default=str))
     elif hasattr(result, "results"):

@@ -97,6 +97,7 @@ class DatasetResult:
     error: str | None = None
     duration_s: float = 0.0
     rate: dict[str, Any] | None = None
+    engine: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -117,6 +118,8 @@ class DatasetResult:
         }
         if self.rate:
             out["rate_limits"] = self.rate
+        if self.engine:
+            out["engine"] = self.engine
         if self.error:
             out["error"] = self.error
         return out
@@ -188,8 +191,10 @@ class DatasetRunner:
                  hooks: DatasetHooks | None = None, attempt: int = 1, skip: Callable[[int], bool] | None = None,
                  environ_cwd: Path | None = None):
         self.spec, self.client, self.db = spec, client, db
+        self.budget = getattr(client, "budget", None)
         self.run_id, self.run_dir, self.results_path = run_id, run_dir, results
         self.redactor = redactor
+        self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.window = window or max(2 * concurrency, concurrency + 4)
         self.hooks = hooks or DatasetHooks()
@@ -199,6 +204,18 @@ class DatasetRunner:
         self.usage: dict[str, int] = {}
         self.cancelled = False
         self._out: Any = None
+
+    # -- the engine --------------------------------------------------------------------
+    async def open(self) -> None:
+        """Before the first row (another engine starts its workers here)."""
+
+    async def close(self) -> None:
+        """After the last row, also when cancelled."""
+        await self.client.close()
+
+    def engine_info(self) -> dict[str, Any] | None:
+        """What ``--json`` says of the engine (None: the local one, nothing to say)."""
+        return None
 
     # -- one row ------------------------------------------------------------------------
     def _inputs(self, row: Row) -> dict[str, Any]:

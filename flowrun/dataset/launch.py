@@ -20,6 +20,7 @@ from ..secrets import Redactor, looks_like_credential
 from ..store import RunStore, flow_hash, new_run_id
 from . import state
 from .engine import DatasetHooks, DatasetResult, DatasetRunner, DatasetSpec
+from .engines import make_runner
 from .rows import csv_header, detect_format, parse_mapping, read_rows
 
 DEFAULT_CONCURRENCY = 16
@@ -88,39 +89,35 @@ def _budget(rpm: float | None, tpm: float | None, plan: Plan) -> Any:
 def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec: DatasetSpec,
              db: RunDB, run_id: str, run_dir: Path, results: Path, redactor: Redactor,
              concurrency: int, hooks: DatasetHooks, budget: Any, attempt: int,
-             skip: Any = None, kept: Any = (), done: int = 0) -> DatasetResult:
+             skip: Any = None, kept: Any = (), done: int = 0,
+             engine: dict[str, Any] | None = None) -> DatasetResult:
     from ..launch import _run_with_interrupts, provider_endpoint
 
     with provider_endpoint(cfg, flow, emulator_script) as endpoint:
-        from ..client import ResponsesClient
-
-        db.start_run(run_id, flow_name=plan.flow.name,
-                     flow_path=str(plan.file.path.resolve()) if plan.file.path else None,
-                     flow_hash=flow_hash(plan.file.text), flow_text=plan.file.text, inputs=spec.shared,
-                     provider=endpoint.describe(), run_dir=str(run_dir), attempt=attempt,
-                     note=None if attempt == 1 else "resumed a dataset run")
-
         started = time.monotonic()
 
         async def main() -> DatasetResult:
-            client = ResponsesClient(endpoint)
-            client.budget = budget
-            runner = DatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
-                                   concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip)
-            hooks.on_dataset_start(run_id, str(run_dir), spec.total, done)
+            runner = make_runner(engine, spec, endpoint, budget, db, run_id, run_dir, results, redactor,
+                                 concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip)
             try:
+                await runner.open()
+                db.start_run(run_id, flow_name=plan.flow.name,
+                             flow_path=str(plan.file.path.resolve()) if plan.file.path else None,
+                             flow_hash=flow_hash(plan.file.text), flow_text=plan.file.text, inputs=spec.shared,
+                             provider=endpoint.describe(), run_dir=str(run_dir), attempt=attempt,
+                             note=None if attempt == 1 else "resumed a dataset run")
+                hooks.on_dataset_start(run_id, str(run_dir), spec.total, done)
                 status, error, _ = await runner.run(iter(kept))
             finally:
-                await client.close()
-            return _end(db, run_id, attempt, status, error, spec, run_dir, results, runner, budget,
+                await runner.close()
+            return _end(db, run_id, attempt, status, error, spec, run_dir, results, runner,
                         time.monotonic() - started)
 
         return _run_with_interrupts(main())
 
 
 def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, spec: DatasetSpec,
-         run_dir: Path, results: Path, runner: DatasetRunner, budget: Any,
-         duration: float) -> DatasetResult:
+         run_dir: Path, results: Path, runner: DatasetRunner, duration: float) -> DatasetResult:
     done = state.counts(db, run_id)
     if status == SUCCEEDED and done["failed"]:
         status = FAILED
@@ -132,7 +129,8 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
     result = DatasetResult(run_id, status, run_dir, results, spec.total, done["succeeded"], done["failed"],
                            max(0, skipped), usage=state.usage_of(done), error=error,
                            duration_s=duration,
-                           rate=budget.describe() if budget is not None and budget.active else None)
+                           rate=runner.budget.describe() if runner.budget is not None and runner.budget.active
+                           else None, engine=runner.engine_info())
     result.reused = done["succeeded"] + done["failed"] - sum(runner.counts.values())
     summary = result.to_json()
     db.end_run(run_id, attempt, status, error, {"rows": summary["rows"], "results": str(results)})
@@ -145,8 +143,10 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
 def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, ...],
                 assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
                 base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
-                emulator_script: str | None, rpm: float | None, tpm: float | None) -> DatasetResult:
-    """``flowrun run FLOW --dataset FILE``."""
+                emulator_script: str | None, rpm: float | None, tpm: float | None,
+                engine: dict[str, Any] | None = None) -> DatasetResult:
+    """``flowrun run FLOW --dataset FILE``; ``engine``: :func:`~.engines.engine_settings`
+    (None: local)."""
     plan = load_plan(flow)
     from_file = read_inputs_file(inputs_file) if inputs_file else {}
     spec = _spec(plan, Path(dataset), parse_mapping(maps, plan.flow), parse_assignments(assignments), from_file)
@@ -169,9 +169,10 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
         state.save_dataset(db, run_id, source=str(spec.source), fmt=spec.format,
                            digest=state.file_digest(spec.source), mapping=spec.mapping, shared=spec.shared,
                            results=str(out), settings={"rpm": rpm, "tpm": tpm, "concurrency": concurrency,
-                                                       "inputs_file": from_file}, total=spec.total)
+                                                       "inputs_file": from_file, "engine": engine},
+                           total=spec.total)
         return _execute(plan, cfg, flow, emulator_script, spec, db, run_id, run_store.dir, out, redactor,
-                        concurrency, _hooks(as_json), budget, 1)
+                        concurrency, _hooks(as_json), budget, 1, engine=engine)
     finally:
         db.close()
 
@@ -179,9 +180,11 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
 def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], provider: str | None,
                    base_url: str | None, as_json: bool, max_concurrency: int | None,
                    emulator_script: str | None, allow_changes: bool, retry_failed: bool,
-                   rpm: float | None = None, tpm: float | None = None) -> DatasetResult:
+                   rpm: float | None = None, tpm: float | None = None,
+                   engine: dict[str, Any] | None = None) -> DatasetResult:
     """``flowrun resume RUN`` of a dataset run: rows that succeeded (and, without
-    ``retry_failed``, rows that failed) are kept; the others run."""
+    ``retry_failed``, rows that failed) are kept; the others run, on ``engine`` (default:
+    the engine the run started on)."""
     from ..resume import flow_changes, resumable
 
     try:
@@ -220,7 +223,8 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
         return _execute(plan, cfg, flow_path, emulator_script, spec, db, run_id, run_dir,
                         Path(dataset["results"]), redactor, concurrency, _hooks(as_json), budget,
                         int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
-                        kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done)
+                        kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done,
+                        engine=engine or settings.get("engine"))
     finally:
         db.close()
 
