@@ -155,17 +155,19 @@ class RayDatasetRunner(DatasetRunner):
             raise UsageError(f"--workers {count}: the Ray cluster has {cpus} CPUs (one per worker)",
                              hint=f"use --workers {max(cpus, 1)} or fewer, or add nodes")
         keeper = None
+        keeper_name = None
         if self.local_budget is not None:
             cfg = budget_settings(self.local_budget)
             active = cfg.pop("active")
+            keeper_name = f"{self.run_id}.{self.attempt}.budget"
             keeper = ray.remote(num_cpus=0, max_concurrency=100000)(BudgetKeeper).options(
-                name=f"{self.run_id}.{self.attempt}.budget").remote(**cfg)
+                name=keeper_name).remote(**cfg)
             from .budget import SharedBudget
 
             self.keeper = keeper
             self.budget = SharedBudget(keeper, active)
         setup = {"flow": flow_rel, "flow_dir": str(flow_dir), "run_id": self.run_id, "run_dir": str(self.run_dir),
-                 "concurrency": self.per_worker, "budget": keeper,
+                 "concurrency": self.per_worker, "budget": keeper_name if keeper is not None else None,
                  "budget_active": bool(self.budget.active) if self.budget is not None else False,
                  "artifacts_dir": self.settings.artifacts_dir and str(Path(self.settings.artifacts_dir).resolve()),
                  "provider": {"kind": self.endpoint.kind, "base_url": self.endpoint.base_url,

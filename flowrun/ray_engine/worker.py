@@ -54,8 +54,9 @@ def repath(value: Any, old: str, new: str) -> Any:
 
 
 class RowWorker:
-    """One worker (wrap with ``ray.remote``). ``setup``: see :func:`~.driver.worker_setup`;
-    ``pads``: the halves of the sealed secrets (:mod:`.sealed`)."""
+    """One worker (wrap with ``ray.remote``). ``setup``: plain values (the flow's path in the
+    ``working_dir``, the run, the provider without credentials, the budget keeper's actor
+    name); ``pads``: the halves of the sealed secrets (:mod:`.sealed`)."""
 
     def __init__(self, setup: dict[str, Any], pads: dict[str, str]):
         from ..dataset.launch import _redactor
@@ -75,7 +76,9 @@ class RowWorker:
         if setup.get("budget") is not None:
             from .budget import SharedBudget
 
-            self.budget = SharedBudget(setup["budget"], setup.get("budget_active", False))
+            import ray
+
+            self.budget = SharedBudget(ray.get_actor(setup["budget"]), setup.get("budget_active", False))
         self._client: Any = None
         self._slots: asyncio.Semaphore | None = None
 
