@@ -4,8 +4,10 @@ Ctrl-C handling, and return the :class:`~.engine.DatasetResult`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -90,7 +92,9 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
              db: RunDB, run_id: str, run_dir: Path, results: Path, redactor: Redactor,
              concurrency: int, hooks: DatasetHooks, budget: Any, attempt: int,
              skip: Any = None, kept: Any = (), done: int = 0,
-             engine: dict[str, Any] | None = None) -> DatasetResult:
+             engine: dict[str, Any] | None = None, as_json: bool = False) -> DatasetResult:
+    """Run the rows on ``engine``. Under ``--json`` stdout is the one JSON object: what
+    the flow's Python tools (and Ray's driver) print goes to stderr."""
     from ..launch import _run_with_interrupts, provider_endpoint
 
     with provider_endpoint(cfg, flow, emulator_script) as endpoint:
@@ -113,7 +117,8 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
             return _end(db, run_id, attempt, status, error, spec, run_dir, results, runner,
                         time.monotonic() - started)
 
-        return _run_with_interrupts(main())
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            return _run_with_interrupts(main())
 
 
 def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, spec: DatasetSpec,
@@ -172,7 +177,7 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
                                                        "inputs_file": from_file, "engine": engine},
                            total=spec.total)
         return _execute(plan, cfg, flow, emulator_script, spec, db, run_id, run_store.dir, out, redactor,
-                        concurrency, _hooks(as_json), budget, 1, engine=engine)
+                        concurrency, _hooks(as_json), budget, 1, engine=engine, as_json=as_json)
     finally:
         db.close()
 
@@ -224,7 +229,7 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
                         Path(dataset["results"]), redactor, concurrency, _hooks(as_json), budget,
                         int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
                         kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done,
-                        engine=engine or settings.get("engine"))
+                        engine=engine or settings.get("engine"), as_json=as_json)
     finally:
         db.close()
 
