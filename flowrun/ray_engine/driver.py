@@ -151,6 +151,11 @@ class RayDatasetRunner(DatasetRunner):
         ray = self._ray
         cpus = int(ray.cluster_resources().get("CPU", 0))
         count = self.settings.workers or max(1, cpus)
+        for _ in range(50):  # a node that just joined may take a moment to show its CPUs
+            if count <= cpus:
+                break
+            await asyncio.sleep(0.1)
+            cpus = int(ray.cluster_resources().get("CPU", 0))
         if count > max(cpus, 1):
             raise UsageError(f"--workers {count}: the Ray cluster has {cpus} CPUs (one per worker)",
                              hint=f"use --workers {max(cpus, 1)} or fewer, or add nodes")

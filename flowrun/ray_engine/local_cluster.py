@@ -68,36 +68,34 @@ class LocalCluster:
         self.procs.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                            start_new_session=True))
 
-    def _cpus(self) -> int:
-        """CPUs the cluster has registered (asked in a throwaway process: a driver here
-        would stay connected)."""
-        code = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='error');"
-                "print(int(ray.cluster_resources().get('CPU', 0)))")
-        out = subprocess.run([sys.executable, "-c", code, self.address], env=self.env, capture_output=True,
-                             text=True, timeout=self.timeout)
-        return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+    def _started(self, i: int) -> bool:
+        """``ray start`` of node ``i`` says its node runs (registered with the head)."""
+        try:
+            return b"Ray runtime started" in (self.root / f"node{i}.log").read_bytes()
+        except OSError:
+            return False
 
     def start(self) -> "LocalCluster":
-        self._start(0, head=True)
         deadline = time.monotonic() + self.timeout
-        self._wait_port(deadline)
+        self._start(0, head=True)
+        self._wait(deadline, [], port=True)  # the other nodes start once the head's GCS listens
         for i in range(1, self.nodes):
             self._start(i, head=False)
+        self._wait(deadline, list(range(self.nodes)))
+        return self
+
+    def _listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _wait(self, deadline: float, nodes: list[int], port: bool = False) -> None:
         while time.monotonic() < deadline:
             self._check()
-            if self._cpus() >= self.nodes * self.cpus:
-                return self
-            time.sleep(0.5)
+            if all(self._started(i) for i in nodes) and (not port or self._listening()):
+                return
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the local Ray cluster did not start in {self.timeout:.0f}s; see {self.root}")
-
-    def _wait_port(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            self._check()
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.2)
 
     def _check(self) -> None:
         for i, p in enumerate(self.procs):
