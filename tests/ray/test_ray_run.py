@@ -89,6 +89,16 @@ def test_artifacts_reach_the_driver_and_secrets_stay_out_of_ray(tmp_path, emu, c
              if p.is_file() and not p.is_symlink() and _contains(p, secret.encode())]
     assert leaks == []  # not in the run store, results, Ray's logs or its spilled objects
 
+    shared = tmp_path / "shared"  # --artifacts-dir: workers write there, nothing comes back as bytes
+    shared.mkdir()
+    again = ray_run(tmp_path, emu, cluster, data, flow=flow, artifacts_dir=shared)
+    assert again.status == "succeeded", again.error
+    for r in lines(again.results):
+        image = Path(r["outputs"]["image"])
+        assert image.is_relative_to(shared / again.run_id / "rows" / str(r["row"])), image
+        assert image.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not (again.run_dir / "rows").exists()
+
 
 def _contains(path: Path, needle: bytes) -> bool:
     try:
