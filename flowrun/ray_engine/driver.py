@@ -34,6 +34,8 @@ MAX_RESTARTS = 3
 """Restarts Ray gives a worker whose process died."""
 ROW_ATTEMPTS = 3
 """Worker deaths a row may see before it fails."""
+START_TIMEOUT = 300.0
+"""Seconds a worker may take to start (placed on a node, its working_dir unpacked)."""
 EXCLUDES = [".flowrun", ".git", "__pycache__", "*.pyc", ".venv", "venv", "node_modules", ".mypy_cache",
             ".pytest_cache"]
 """Never shipped in the ``working_dir``."""
@@ -118,12 +120,11 @@ class RayDatasetRunner(DatasetRunner):
         return values
 
     def _connect(self, env_vars: dict[str, str]) -> None:
-        ray = self._ray = require_ray()
+        ray = require_ray()
         if ray.is_initialized():
             raise UsageError("Ray is already initialized in this process",
                              hint="flowrun connects its own Ray driver for the run; call it outside ray.init()")
-        plan = self.spec.plan
-        flow_dir = Path(plan.base_dir).resolve()
+        flow_dir = Path(self.spec.plan.base_dir).resolve()
         skip = [self.run_dir.parent, self.results_path, self.spec.source]
         address = self.settings.address or os.environ.get("RAY_ADDRESS") or None
         try:
@@ -134,60 +135,75 @@ class RayDatasetRunner(DatasetRunner):
                              hint="start one with `ray start --head`, or check --ray-address") from None
         except ValueError as exc:  # a bad runtime_env (working_dir too large, bad excludes)
             raise UsageError(f"Ray refused the run's runtime environment: {exc}") from None
+        self._ray = ray  # connected: close() disconnects
 
-    async def open(self) -> None:
-        from .. import __version__
-
-        plan = self.spec.plan
-        flow_dir = Path(plan.base_dir).resolve()
-        flow_rel = _relative(Path(plan.file.path), flow_dir) if plan.file.path else None
-        if flow_rel is None:
-            raise UsageError("--engine ray needs the flow in a file")
-        if self.settings.artifacts_dir and not Path(self.settings.artifacts_dir).is_dir():
-            raise UsageError(f"--artifacts-dir {self.settings.artifacts_dir}: no such directory",
-                             hint="give a directory every node and the driver share")
-        env_vars, pads = seal(self._secrets())
-        self._connect(env_vars)
-        ray = self._ray
-        cpus = int(ray.cluster_resources().get("CPU", 0))
+    async def _worker_count(self) -> int:
+        """``--workers``, else one per CPU; no more than the cluster's CPUs (1 each)."""
+        cpus = int(self._ray.cluster_resources().get("CPU", 0))
         count = self.settings.workers or max(1, cpus)
         for _ in range(50):  # a node that just joined may take a moment to show its CPUs
             if count <= cpus:
                 break
             await asyncio.sleep(0.1)
-            cpus = int(ray.cluster_resources().get("CPU", 0))
+            cpus = int(self._ray.cluster_resources().get("CPU", 0))
         if count > max(cpus, 1):
             raise UsageError(f"--workers {count}: the Ray cluster has {cpus} CPUs (one per worker)",
                              hint=f"use --workers {max(cpus, 1)} or fewer, or add nodes")
-        keeper = None
-        keeper_name = None
-        if self.local_budget is not None:
-            cfg = budget_settings(self.local_budget)
-            active = cfg.pop("active")
-            keeper_name = f"{self.run_id}.{self.attempt}.budget"
-            keeper = ray.remote(num_cpus=0, max_concurrency=100000)(BudgetKeeper).options(
-                name=keeper_name).remote(**cfg)
-            from .budget import SharedBudget
+        return count
 
-            self.keeper = keeper
-            self.budget = SharedBudget(keeper, active)
-        setup = {"flow": flow_rel, "flow_dir": str(flow_dir), "run_id": self.run_id, "run_dir": str(self.run_dir),
-                 "concurrency": self.per_worker, "budget": keeper_name if keeper is not None else None,
-                 "budget_active": bool(self.budget.active) if self.budget is not None else False,
-                 "artifacts_dir": self.settings.artifacts_dir and str(Path(self.settings.artifacts_dir).resolve()),
-                 "provider": {"kind": self.endpoint.kind, "base_url": self.endpoint.base_url,
-                              "auth": self.endpoint.auth,
-                              "image_generation_deployment": self.endpoint.image_generation_deployment,
-                              "endpoint_id": self.endpoint.endpoint_id}}
-        actor = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=0,
-                           max_concurrency=100000)(RowWorker)
+    def _start_keeper(self) -> str | None:
+        """The budget keeper actor (its name), holding the run's budget for every worker."""
+        if self.local_budget is None:
+            return None
+        from .budget import SharedBudget
+
+        cfg = budget_settings(self.local_budget)
+        active = cfg.pop("active")
+        name = f"{self.run_id}.{self.attempt}.budget"
+        self.keeper = self._ray.remote(num_cpus=0, max_concurrency=100000)(BudgetKeeper).options(
+            name=name).remote(**cfg)
+        self.budget = SharedBudget(self.keeper, active)
+        return name
+
+    def _setup(self, flow_rel: str, keeper: str | None) -> dict[str, Any]:
+        """What every worker is made with: plain values, no credentials."""
+        e = self.endpoint
+        shared = self.settings.artifacts_dir
+        return {"flow": flow_rel, "flow_dir": str(Path(self.spec.plan.base_dir).resolve()),
+                "run_id": self.run_id, "run_dir": str(self.run_dir), "concurrency": self.per_worker,
+                "budget": keeper, "budget_active": bool(self.budget is not None and self.budget.active),
+                "artifacts_dir": str(Path(shared).resolve()) if shared else None,
+                "provider": {"kind": e.kind, "base_url": e.base_url, "auth": e.auth,
+                             "image_generation_deployment": e.image_generation_deployment,
+                             "endpoint_id": e.endpoint_id}}
+
+    async def open(self) -> None:
+        """Connect, start the keeper and the workers, and wait until every worker answers."""
+        from .. import __version__
+
+        plan = self.spec.plan
+        flow_rel = _relative(Path(plan.file.path), Path(plan.base_dir).resolve()) if plan.file.path else None
+        if flow_rel is None:
+            raise UsageError("--engine ray needs the flow in a file inside its directory")
+        if self.settings.artifacts_dir and not Path(self.settings.artifacts_dir).is_dir():
+            raise UsageError(f"--artifacts-dir {self.settings.artifacts_dir}: no such directory",
+                             hint="give a directory every node and the driver share")
+        env_vars, pads = seal(self._secrets())
+        self._connect(env_vars)
+        count = await self._worker_count()
+        setup = self._setup(flow_rel, self._start_keeper())
+        actor = self._ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=0,
+                                 max_concurrency=100000)(RowWorker)
         for i in range(count):
             handle = actor.options(name=f"{self.run_id}.{self.attempt}.w{i + 1}",
                                    scheduling_strategy="SPREAD").remote(setup, pads)
             self.workers.append(_Worker(i + 1, handle))
         for w in self.workers:
             try:
-                w.info = await w.handle.info.remote()
+                w.info = await asyncio.wait_for(w.handle.info.remote(), START_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise ExecutionError(f"Ray worker {w.index} did not start in {START_TIMEOUT:.0f}s (are the "
+                                     "cluster's CPUs taken by other jobs?)") from None
             except Exception as exc:
                 raise ExecutionError(f"Ray worker {w.index} could not start: {_cause(exc)}") from None
             if w.info["version"] != __version__:
@@ -247,8 +263,10 @@ class RayDatasetRunner(DatasetRunner):
         deaths = 0
         while True:
             worker = await self._any_worker()
-            if worker is None:
-                return RowOutcome(FAILED, {}, error=f"{where}: every Ray worker is gone")
+            if worker is None:  # the run stops; `flowrun resume` runs the unfinished rows
+                raise ExecutionError(f"every Ray worker died and used up its {MAX_RESTARTS} restarts "
+                                     f"(last at {where}); see the Ray logs of the cluster, then "
+                                     f"`flowrun resume {self.run_id}` runs the rows that did not finish")
             worker.inflight += 1
             ref = worker.handle.run_row.remote(number, inputs, where)
             try:

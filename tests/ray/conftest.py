@@ -14,8 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dataset"))  # d
 
 @pytest.fixture(scope="module")
 def cluster():
-    pytest.importorskip("ray", reason="the ray extra is part of the test extra")
-    from flowrun.ray_engine.local_cluster import LocalCluster
+    from flowrun.ray_engine.local_cluster import LocalCluster  # Ray: in the test extra
 
     with LocalCluster(nodes=1, cpus_per_node=2) as c:
         yield c
