@@ -69,14 +69,16 @@ class RowWorker:
         self.provider = ProviderConfig(**setup["provider"], api_key=os.environ.pop(API_KEY, None),
                                        headers=json.loads(os.environ.pop(HEADERS, None) or "{}"))
         self.redactor = _redactor(self.plan, self.provider)
-        shared = setup.get("artifacts_dir")
-        self.scratch = (Path(shared) if shared else Path(tempfile.mkdtemp(prefix="flowrun-ray-"))).resolve()
+        self.shared = setup.get("artifacts_dir")
+        # where rows' artifacts go: the shared directory's run directory, or scratch (sent back)
+        self.run_dir = (Path(self.shared) / setup["run_id"] if self.shared
+                        else Path(tempfile.mkdtemp(prefix="flowrun-ray-"))).resolve()
         self.flow_dir = setup["flow_dir"]
         self.budget = None
         if setup.get("budget") is not None:
-            from .budget import SharedBudget
-
             import ray
+
+            from .budget import SharedBudget
 
             self.budget = SharedBudget(ray.get_actor(setup["budget"]), setup.get("budget_active", False))
         self._client: Any = None
@@ -107,7 +109,7 @@ class RowWorker:
             self._client.budget = self.budget
             self._slots = asyncio.Semaphore(self.setup["concurrency"])
         notices = _Notices()
-        run_dir = self.scratch / self.setup["run_id"] if self.setup.get("artifacts_dir") else self.scratch
+        run_dir = self.run_dir
         assert self._slots is not None
         outcome = await execute_row(self.plan, self._client, run_dir, self.setup["run_id"], number,
                                     self._local_inputs(inputs), where, self.redactor, self._slots, notices)
@@ -115,7 +117,7 @@ class RowWorker:
             return None
         outputs = outcome.outputs
         artifacts: dict[str, bytes] = {}
-        if not self.setup.get("artifacts_dir"):
+        if not self.shared:
             row_dir = run_dir / "rows" / str(number)
             if row_dir.is_dir():
                 for path in sorted(p for p in row_dir.rglob("*") if p.is_file()):
