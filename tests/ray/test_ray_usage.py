@@ -15,7 +15,7 @@ from flowrun.ray_engine.sealed import PREFIX, seal, unseal
 def invoke(*args: str):  # type: ignore[no-untyped-def]
     result = CliRunner().invoke(main, list(args))
     assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 
 
@@ -54,3 +54,14 @@ def test_sealed_secrets_need_both_halves():
     again, again_pads = seal({"TOKEN": "sk-abc-123-ünï"})
     assert again[PREFIX + "TOKEN"] != env[PREFIX + "TOKEN"]  # a fresh pad each run
     assert again_pads["TOKEN"] != pads["TOKEN"]
+
+
+def test_resume_with_ray_flags_of_a_local_run_is_a_usage_error(tmp_path, emu):
+    data = csv_file(tmp_path / "t.csv", tickets(2))
+    first = invoke("run", str(flow_file(tmp_path)), "--dataset", str(data), "--provider", "emulator",
+                   "--base-url", emu.base_url, "--run-dir", str(tmp_path / "runs"), "--json")
+    assert first.exit_code == 0, first.output
+    result = invoke("resume", "last", "--run-dir", str(tmp_path / "runs"), "--workers", "2",
+                    "--provider", "emulator", "--base-url", emu.base_url)
+    assert result.exit_code == 2
+    assert "did not run on Ray: --ray-address and --workers go with a dataset run on Ray" in result.stderr
