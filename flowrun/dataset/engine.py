@@ -5,6 +5,12 @@ Data flow: rows (:mod:`.rows`, streamed) -> a bounded window of rows in flight (
 its steps sharing the run's concurrency slots and rate budget) -> as each row finishes:
 its row in the store (:mod:`.state`), then its line in the results file.
 
+The engine seam is :meth:`DatasetRunner.execute` (one row's inputs in, a
+:class:`RowOutcome` out; here :func:`execute_row` in this process) with
+:meth:`~DatasetRunner.open` / :meth:`~DatasetRunner.close` around the run; the Ray engine
+(:mod:`flowrun.ray_engine`) overrides them and keeps everything else: the window, the
+store rows, the results lines.
+
 Flat memory: nothing is kept per finished row; a row's run (its steps, responses and
 record) is dropped as soon as its line is written. A row's responses are not saved as
 files (its results line and store row are its record); images and files it makes are
