@@ -18,11 +18,13 @@ from flowrun.dataset.launch import run_dataset
 def ray_run(tmp_path: Path, emu: Any, cluster: Any, dataset: Path, *, flow: Path | None = None,
             workers: int = 2, concurrency: int = 8, rpm: float | None = None, tpm: float | None = None,
             results: Path | None = None, runs: str = "runs", artifacts_dir: Path | None = None) -> Any:
-    """``flowrun run FLOW --dataset FILE --engine ray --ray-address ADDR --json`` in-process."""
+    """``flowrun run FLOW --dataset FILE --engine ray --ray-address ADDR --json`` in-process,
+    on the test emulator (``emu``), or with ``emu=None`` on the emulator the driver serves."""
     engine = {"name": "ray", "address": cluster.address, "workers": workers,
               "artifacts_dir": str(artifacts_dir) if artifacts_dir else None}
     return run_dataset(str(flow or flow_file(tmp_path)), str(dataset), str(results) if results else None,
-                       (), (), None, "emulator", emu.base_url, True, concurrency, str(tmp_path / runs),
+                       (), (), None, "emulator", emu.base_url if emu else None, True, concurrency,
+                       str(tmp_path / runs),
                        None, rpm, tpm, engine=engine)
 
 
