@@ -1,6 +1,7 @@
 """Dataset runs on a real local Ray cluster against the emulator: the same results file as
 the local engine, one quota across two workers with no 429, artifacts made on a worker in
-the driver's run directory, secrets reaching the workers but no Ray log."""
+the driver's run directory, the flow's tools module and data files shipped as the
+working_dir, secrets reaching the workers but no Ray log."""
 
 from __future__ import annotations
 
@@ -59,7 +60,11 @@ name: logos
 secrets: [LOGO_TOKEN]
 inputs:
   ticket: string
+  brief: {type: file, default: briefs/brief.txt}
 steps:
+  read:
+    python: logo_tools:read_brief
+    with: {path: "{{ inputs.brief }}"}
   draw:
     input: "Draw a logo for {{ inputs.ticket }} (token {{ secrets.LOGO_TOKEN }})"
     tools: [{image_generation: {size: 1024x1024}}]
@@ -67,6 +72,16 @@ steps:
 outputs:
   image: "{{ steps.draw.images[0] }}"
   said: "{{ steps.draw.text }}"
+  brief: "{{ steps.read.output }}"
+"""
+TOOLS = """\
+import os
+
+
+def read_brief(path: str) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return {"text": fh.read().strip(), "from_the_shipped_copy": path.startswith(os.getcwd() + os.sep),
+                "in": os.getcwd()}
 """
 
 
@@ -74,6 +89,8 @@ def test_artifacts_reach_the_driver_and_secrets_stay_out_of_ray(tmp_path, emu, c
     secret = "sk-logo-4f9a1c7e2b8d6035"
     monkeypatch.setenv("LOGO_TOKEN", secret)
     flow = write(tmp_path / "logos.yaml", IMAGE_FLOW)
+    write(tmp_path / "logo_tools.py", TOOLS)  # a tools module and a data file beside the flow
+    write(tmp_path / "briefs" / "brief.txt", "Round, blue, friendly.")
     data = csv_file(tmp_path / "tickets.csv", tickets(4))
     result = ray_run(tmp_path, emu, cluster, data, flow=flow)
 
@@ -81,6 +98,9 @@ def test_artifacts_reach_the_driver_and_secrets_stay_out_of_ray(tmp_path, emu, c
     out = lines(result.results)
     assert sorted(r["row"] for r in out) == [1, 2, 3, 4]
     for r in out:
+        brief = r["outputs"]["brief"]  # read on the worker, from Ray's working_dir copy
+        assert brief["text"] == "Round, blue, friendly." and brief["from_the_shipped_copy"] is True
+        assert str(tmp_path) not in brief["in"]  # the worker ran in the copy, not in the flow dir
         image = Path(r["outputs"]["image"])
         assert image.is_relative_to(result.run_dir / "rows" / str(r["row"])), image
         assert image.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
