@@ -72,7 +72,7 @@ class RowWorker:
         self.shared = setup.get("artifacts_dir")
         # where rows' artifacts go: the shared directory's run directory, or scratch (sent back)
         self.run_dir = (Path(self.shared) / setup["run_id"] if self.shared
-                        else Path(tempfile.mkdtemp(prefix="flowrun-ray-"))).resolve()
+                        else Path(tempfile.mkdtemp(prefix="flowrun-row-artifacts-"))).resolve()
         self.flow_dir = setup["flow_dir"]
         self.budget = None
         if setup.get("budget") is not None:
