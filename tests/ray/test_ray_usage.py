@@ -65,3 +65,31 @@ def test_resume_with_ray_flags_of_a_local_run_is_a_usage_error(tmp_path, emu):
                     "--provider", "emulator", "--base-url", emu.base_url)
     assert result.exit_code == 2
     assert "did not run on Ray: --ray-address and --workers go with a dataset run on Ray" in result.stderr
+
+
+def test_the_budget_keeper_learns_from_any_workers_headers_and_429s():
+    """The keeper (the actor's class, called directly): headers one worker reports set the
+    pool every worker draws from; a 429 one worker meets pauses them all."""
+    import asyncio
+    import time
+
+    from flowrun.ray_engine.budget import BudgetKeeper
+
+    async def scenario():
+        keeper = BudgetKeeper(None, None, None, learn=True)
+        first = await keeper.admit("gpt-4.1", 100, 50)  # nothing known yet: admitted at once
+        await keeper.settle(first, {"x-ratelimit-limit-requests": "120", "x-ratelimit-remaining-requests": "0",
+                                    "x-ratelimit-reset-requests": "300ms"},
+                            {"input_tokens": 90, "output_tokens": 40, "total_tokens": 130})
+        assert (await keeper.describe())["rpm"] == 120.0  # learned from the headers
+        started = time.monotonic()
+        second = await keeper.admit("gpt-4.1", 100, 50)  # remaining 0: waits for the reset
+        waited = time.monotonic() - started
+        await keeper.refused(second, 429, 0.2)
+        started = time.monotonic()
+        await keeper.admit("gpt-4.1", 100, 50)
+        return waited, time.monotonic() - started, await keeper.describe()
+
+    waited, paused, described = asyncio.run(scenario())
+    assert waited >= 0.25 and paused >= 0.15
+    assert described["requests"] == 3 and described["rejected"] == 1
