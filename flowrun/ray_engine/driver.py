@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ MAX_RESTARTS = 3
 """Restarts Ray gives a worker whose process died."""
 ROW_ATTEMPTS = 3
 """Worker deaths a row may see before it fails."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the cluster's head to accept a connection."""
 START_TIMEOUT = 300.0
 """Seconds a worker may take to start (placed on a node, its working_dir unpacked)."""
 EXCLUDES = [".flowrun", ".git", "__pycache__", "*.pyc", ".venv", "venv", "node_modules", ".mypy_cache",
@@ -127,6 +130,8 @@ class RayDatasetRunner(DatasetRunner):
         flow_dir = Path(self.spec.plan.base_dir).resolve()
         skip = [self.run_dir.parent, self.results_path, self.spec.source]
         address = self.settings.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            _check_reachable(address)
         try:
             ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING, runtime_env=runtime_env(flow_dir, skip, env_vars))
@@ -296,6 +301,19 @@ class RayDatasetRunner(DatasetRunner):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
             return RowOutcome(out["status"], out["outputs"], out["usage"], out["error"], out["steps"])
+
+
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` address must accept a connection (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...", "local": Ray's own forms
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+                         hint="start one with `ray start --head --port PORT`, or check --ray-address "
+                              "(the head's HOST:PORT)") from None
 
 
 def _cause(exc: BaseException) -> str:

@@ -93,3 +93,14 @@ def test_the_budget_keeper_learns_from_any_workers_headers_and_429s():
     waited, paused, described = asyncio.run(scenario())
     assert waited >= 0.25 and paused >= 0.15
     assert described["requests"] == 3 and described["rejected"] == 1
+
+
+def test_an_unreachable_cluster_is_a_usage_error_at_once(tmp_path):
+    from flowrun.ray_engine.local_cluster import free_port
+
+    data = csv_file(tmp_path / "t.csv", tickets(2))
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    result = invoke("run", str(flow_file(tmp_path)), "--dataset", str(data), "--engine", "ray",
+                    "--ray-address", address, "--provider", "emulator", "--run-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 2
+    assert f"cannot reach the Ray cluster at {address}" in result.stderr
