@@ -70,9 +70,6 @@ class RowWorker:
                                        headers=json.loads(os.environ.pop(HEADERS, None) or "{}"))
         self.redactor = _redactor(self.plan, self.provider)
         self.shared = setup.get("artifacts_dir")
-        # where rows' artifacts go: the shared directory's run directory, or scratch (sent back)
-        self.run_dir = (Path(self.shared) / setup["run_id"] if self.shared
-                        else Path(tempfile.mkdtemp(prefix="flowrun-row-artifacts-"))).resolve()
         self.flow_dir = setup["flow_dir"]
         self.budget = None
         if setup.get("budget") is not None:
@@ -109,21 +106,25 @@ class RowWorker:
             self._client.budget = self.budget
             self._slots = asyncio.Semaphore(self.setup["concurrency"])
         notices = _Notices()
-        run_dir = self.run_dir
+        # where the row's artifacts go: the shared directory's run directory, or a scratch
+        # directory of its own (sent back, then removed)
+        run_dir = (Path(self.shared) / self.setup["run_id"] if self.shared
+                   else Path(tempfile.mkdtemp(prefix="flowrun-row-artifacts-"))).resolve()
         assert self._slots is not None
-        outcome = await execute_row(self.plan, self._client, run_dir, self.setup["run_id"], number,
-                                    self._local_inputs(inputs), where, self.redactor, self._slots, notices)
-        if outcome is None:
-            return None
-        outputs = outcome.outputs
-        artifacts: dict[str, bytes] = {}
-        if not self.shared:
-            row_dir = run_dir / "rows" / str(number)
-            if row_dir.is_dir():
-                for path in sorted(p for p in row_dir.rglob("*") if p.is_file()):
+        try:
+            outcome = await execute_row(self.plan, self._client, run_dir, self.setup["run_id"], number,
+                                        self._local_inputs(inputs), where, self.redactor, self._slots, notices)
+            if outcome is None:
+                return None
+            outputs = outcome.outputs
+            artifacts: dict[str, bytes] = {}
+            if not self.shared:
+                for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
                     artifacts[str(path.relative_to(run_dir))] = path.read_bytes()
-                shutil.rmtree(row_dir, ignore_errors=True)
-            outputs = repath(outputs, str(run_dir), self.setup["run_dir"])
+                outputs = repath(outputs, str(run_dir), self.setup["run_dir"])
+        finally:
+            if not self.shared:
+                shutil.rmtree(run_dir, ignore_errors=True)
         r = self.redactor
         return {"status": outcome.status, "outputs": r.deep(outputs), "usage": outcome.usage,
                 "error": r.text(outcome.error) if outcome.error else None, "steps": outcome.steps,
