@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
+from .tracing import otel_options
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
@@ -241,6 +242,7 @@ def schema(tests: bool) -> None:
                    "MCP tools only with cache: true), or for none (default: as the flow's "
                    "cache: says). Place: $FLOWRUN_CACHE_DIR.")
 @handle_errors
+@otel_options
 def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,
@@ -306,14 +308,21 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 @click.option("--api-key", envvar="FLOWRUN_EMULATOR_API_KEY", default=None,
               help="Refuse requests without this key (401), as the services do "
               "(env FLOWRUN_EMULATOR_API_KEY).")
+@click.option("--batch-delay-ms", type=click.IntRange(0), default=None,
+              help="Batch API: time a batch spends validating, on each line and finalizing "
+              "(env FLOWRUN_EMULATOR_BATCH_DELAY_MS; default 0).")
+@click.option("--batch-token-limit", default=None, metavar="N|MODEL=N,...",
+              help="Batch API: enqueued-token limit per model; a batch over it fails with "
+              "token_limit_exceeded (env FLOWRUN_EMULATOR_BATCH_TOKEN_LIMIT).")
 @handle_errors
 def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
              script: str | None, web_corpus: str | None, rpm: float | None, tpm: float | None,
-             api_key: str | None) -> None:
+             api_key: str | None, batch_delay_ms: int | None, batch_token_limit: str | None) -> None:
     """Serve the built-in Responses emulator (under /v1 and /openai/v1).
 
     With --rpm / --tpm it answers over-quota requests with 429 and Retry-After and sends
-    x-ratelimit-* headers on every response."""
+    x-ratelimit-* headers on every response. It serves the Batch API too (/v1/files with
+    purpose batch, /v1/batches); fault rules line@... and expire@... fail batch lines."""
     from .emulator import FaultSpecError, ScriptError, serve
     from .errors import UsageError
 
@@ -323,7 +332,8 @@ def emulator(port: int, host: str, latency_ms: int | None, faults: str | None,
         use_corpus_dir(web_corpus)
     try:
         serve(port=port, host=host, latency_ms=latency_ms, faults=faults, script=script,
-              rpm=rpm, tpm=tpm, api_key=api_key or None)
+              rpm=rpm, tpm=tpm, api_key=api_key or None, batch_delay_ms=batch_delay_ms,
+              batch_token_limit=batch_token_limit)
     except (FaultSpecError, ScriptError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     except OSError as exc:

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import click
 
+from .tracing import otel_options
+
 RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 
 
@@ -40,6 +42,7 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
               help="A dataset run on Ray: the cluster to finish it on (default: the one it started on).")
 @click.option("--workers", type=click.IntRange(1),
               help="A dataset run on Ray: worker actors (default: as the run started).")
+@otel_options
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
            emulator_script: str | None, interactive: bool | None, allow_changes: bool,
@@ -81,11 +84,13 @@ def runs(flow_name: str | None, status: str | None, limit: int, as_json: bool, r
     """List recent runs, newest first: id, flow, status, started, duration, steps, tokens.
 
     A run whose process died is shown as interrupted (`flowrun resume` finishes it)."""
+    from .dead_runs import settle
     from .history import runs_table, runs_view
     from .resume import open_store
 
     db = open_store(run_dir)
     try:
+        settle(db)  # runs whose process died are recorded as interrupted
         rows = runs_view(db, flow_name, status, limit)
     finally:
         db.close()

@@ -222,13 +222,13 @@ class ResponsesClient:
     async def resume_stream(
         self,
         response_id: str,
-        starting_after: int,
+        starting_after: int | None,
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
     ) -> dict[str, Any]:
-        """Resume a background response's stream after sequence number ``starting_after``."""
-        stream = await self._call(
-            self.sdk.responses.retrieve(response_id, stream=True, starting_after=starting_after)
-        )
+        """Resume a background response's stream after sequence number ``starting_after``
+        (None: from its first event)."""
+        extra = {} if starting_after is None else {"starting_after": starting_after}
+        stream = await self._call(self.sdk.responses.retrieve(response_id, stream=True, **extra))
         return await self._consume(stream, on_event, response_id)
 
     async def _consume(self, stream: Any, on_event: Any, response_id: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,9 @@
     ├── ExecutionError                a step failed (exit 1); carries step id and run record
     │   ├── StepTimeout
     │   ├── ToolLoopLimit             the model kept calling tools past max_tool_turns
-    │   └── OutputError               refusal, invalid JSON, schema mismatch
+    │   ├── OutputError               refusal, invalid JSON, schema mismatch
+    │   └── StoreError                the run store could not be written (disk full,
+    │                                 read-only file); the work is not durable
     ├── ClientError                   the endpoint said no (exit 1)
     │   ├── RateLimited               429, with ``retry_after``
     │   ├── ServerError               5xx
@@ -180,6 +182,11 @@ class OutputError(ExecutionError):
     """The model refused, or its structured output was not valid."""
 
 
+class StoreError(ExecutionError):
+    """A write to the run store failed (disk full, a read-only file, a broken database):
+    what was being saved is not durable, so the step (or the run) fails."""
+
+
 class Cancelled(FlowrunError):
     """The run was interrupted (Ctrl-C); ``result`` is the run as recorded."""
 
@@ -203,6 +210,7 @@ __all__ = [
     "RequestRejected",
     "ServerError",
     "SpecError",
+    "StoreError",
     "StepTimeout",
     "ToolLoopLimit",
     "UsageError",

@@ -46,6 +46,10 @@ def find_run(ref: str, run_dir: str | Path) -> tuple[RunDB, dict[str, Any]]:
         what = "no runs yet" if ref == "last" else f"no run {ref!r}"
         raise UsageError(f"{what} in {Path(run_dir) / DB_NAME}",
                          hint="`flowrun runs` lists the runs; --run-dir picks another runs directory")
+    from .dead_runs import settle
+
+    if settle(db, row["id"]):  # its process died: now recorded as interrupted
+        row = db.run(row["id"]) or row
     return db, row
 
 

@@ -40,12 +40,14 @@ Crash semantics
 ``kill -9`` at any moment loses at most the work in flight: a request whose response was
 not recorded, a tool call started and not done. Each transaction is all or nothing, so
 there is never a torn row. A run still marked ``running`` whose process is gone (same
-host; pid dead, or reused by another process) reads as ``interrupted``
-(:func:`effective_status`).
+host; pid dead, reused by another process, or the run's owner lock free) reads as
+``interrupted`` (:func:`effective_status`), and readers record it so
+(:mod:`flowrun.dead_runs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -55,6 +57,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from .crash_points import Point, armed
+from .errors import StoreError
+from .run_owner import held as owner_held
 from .secrets import Redactor
 
 DB_NAME = "flowrun.db"
@@ -106,6 +111,13 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     PRIMARY KEY (run_id, row)) WITHOUT ROWID;
 """
 
+# what each kind of write saves, for the error when it fails
+WRITES = {"run": "starting the run", "end": "finishing the run", "checkpoint": "updating the run's totals",
+          "step": "saving step", "item": "saving item", "turn": "saving a model turn of",
+          "turn_done": "saving a model turn of", "call_start": "saving a tool call of",
+          "call": "saving a tool call of", "approval": "saving an approval of",
+          "drop": "forgetting the changed turns of", "settle": "settling the dead run"}
+
 RUN_COLUMNS = ("id", "flow_name", "flow_path", "flow_hash", "status", "attempt", "pid", "host",
                "start_token", "started", "ended", "duration", "steps_ok", "steps_failed", "tokens", "run_dir")
 
@@ -146,11 +158,16 @@ def process_alive(pid: int | None, host: str | None, token: str | None) -> bool 
 
 
 def effective_status(row: dict[str, Any]) -> str:
-    """A run's status as readers should show it: ``running`` only while its process lives."""
+    """A run's status as readers should show it: ``running`` only while its process lives
+    (its pid is there and was not reused, and the run's owner lock, when there is one, is
+    held - :mod:`flowrun.run_owner`)."""
     status = row.get("status")
-    if status == "running" and process_alive(row.get("pid"), row.get("host"), row.get("start_token")) is False:
+    if status != "running":
+        return status or "unknown"
+    alive = process_alive(row.get("pid"), row.get("host"), row.get("start_token"))
+    if alive is False or (alive and owner_held(row.get("run_dir")) is False):
         return INTERRUPTED
-    return status or "unknown"
+    return status
 
 
 # --------------------------------------------------------------------------- the store
@@ -166,6 +183,7 @@ class RunDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.redactor = redactor if redactor is not None else Redactor()
         self._lock = threading.RLock()
+        self._pauser = armed()  # a test's crash points (flowrun.crash_points); None otherwise
         self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
                                     check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
@@ -193,22 +211,46 @@ class RunDB:
         return json.dumps(self.redactor.deep(value), ensure_ascii=True, default=str,
                           separators=(",", ":"))
 
-    def _exec(self, sql: str, args: Iterable[Any] = ()) -> None:
+    def _exec(self, sql: str, args: Iterable[Any] = (), event: str = "write",
+              detail: str | None = None) -> None:
         """One statement, one transaction (autocommit)."""
-        with self._lock:
-            self.conn.execute(sql, _encodable(args))
+        if self._pauser is not None:  # a test's crash point: as one explicit transaction
+            self._many([(sql, tuple(args))], event, detail)
+            return
+        try:
+            with self._lock:
+                self.conn.execute(sql, _encodable(args))
+        except sqlite3.Error as exc:
+            raise self._failed(exc, event, detail) from None
 
-    def _many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _many(self, statements: list[tuple[str, tuple[Any, ...]]], event: str = "write",
+              detail: str | None = None) -> None:
         """Several statements in one transaction."""
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+        point = Point(self._pauser, event, detail) if self._pauser is not None else None
+        with point or contextlib.nullcontext():
             try:
-                for sql, args in statements:
-                    self.conn.execute(sql, _encodable(args))
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                with self._lock:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        for sql, args in statements:
+                            self.conn.execute(sql, _encodable(args))
+                        if point is not None:
+                            point.inside()
+                    except BaseException:
+                        self.conn.execute("ROLLBACK")
+                        raise
+                    self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._failed(exc, event, detail) from None
+
+    def _failed(self, exc: sqlite3.Error, event: str, detail: str | None) -> StoreError:
+        """A write that failed, as the error the run reports."""
+        what = WRITES.get(event, "saving the run")
+        if detail:
+            what += f" {detail}"
+        return StoreError(f"cannot write to the run store {self.path} ({what}): {exc}; the "
+                          "work since the last successful write is not saved (free disk space "
+                          "or make the file writable, then `flowrun resume`)")
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -242,7 +284,7 @@ class RunDB:
                           (INTERRUPTED, run_id)))
         stmts.append(("INSERT OR REPLACE INTO attempts (run_id, n, status, pid, host, started, note)"
                       " VALUES (?,?,'running',?,?,?,?)", (run_id, attempt, pid, host, now, note)))
-        self._many(stmts)
+        self._many(stmts, "run", run_id)
 
     def end_run(self, run_id: str, attempt: int, status: str, error: str | None,
                 outputs: dict[str, Any], note: str | None = None) -> None:
@@ -256,12 +298,12 @@ class RunDB:
              " AND ended IS NOT NULL) WHERE id=?",
              (status, now, self.redactor.text(error) if error else None, self.dump(outputs),
               *totals, run_id, run_id)),
-        ])
+        ], "end", run_id)
 
     def checkpoint(self, run_id: str) -> None:
         """Refresh the totals ``flowrun runs`` shows for a run in progress."""
         self._exec("UPDATE runs SET steps_ok=?, steps_failed=?, tokens=? WHERE id=?",
-                   (*self._totals(run_id), run_id))
+                   (*self._totals(run_id), run_id), "checkpoint", run_id)
 
     def _totals(self, run_id: str) -> tuple[int, int, int]:
         rows = self._rows("SELECT status, usage FROM steps WHERE run_id=? AND idx IS NULL",
@@ -290,24 +332,56 @@ class RunDB:
                   limit: int = 20) -> list[dict[str, Any]]:
         """Recent runs, newest first: one indexed query. ``status`` ``interrupted`` matches
         runs marked running whose process is gone."""
-        where, args = [], []
-        if flow:
-            where.append("flow_name=?")
-            args.append(flow)
-        if status:
-            where.append("status=?")
-            args.append("running" if status in ("running", INTERRUPTED) else status)
-        sql = ("SELECT " + ", ".join(RUN_COLUMNS) + " FROM runs"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started DESC")
-        if status not in ("running", INTERRUPTED):
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = self.list_query(flow, status, limit)
         rows = self._rows(sql, args)
         for row in rows:
             row["status"] = effective_status(row)
         if status in ("running", INTERRUPTED):
             rows = [r for r in rows if r["status"] == status][:limit]
         return rows
+
+    @staticmethod
+    def list_query(flow: str | None, status: str | None, limit: int) -> tuple[str, list[Any]]:
+        """The query :meth:`list_runs` makes (running and interrupted runs are few: those
+        are all read, then told apart by their process)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if flow:
+            where.append("flow_name=?")
+            args.append(flow)
+        if status in ("running", INTERRUPTED):
+            where.append("status IN ('running', ?)")
+            args.append(INTERRUPTED)
+        elif status:
+            where.append("status=?")
+            args.append(status)
+        sql = ("SELECT " + ", ".join(RUN_COLUMNS) + " FROM runs"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started DESC")
+        if status not in ("running", INTERRUPTED):
+            sql += " LIMIT ?"
+            args.append(limit)
+        return sql, args
+
+    def dead_runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Runs marked ``running`` whose process is gone (one indexed query)."""
+        sql = "SELECT " + ", ".join(RUN_COLUMNS) + " FROM runs WHERE status='running'"
+        rows = self._rows(sql + (" AND id=?" if run_id else ""), (run_id,) if run_id else ())
+        return [r for r in rows if effective_status(r) == INTERRUPTED]
+
+    def mark_interrupted(self, row: dict[str, Any]) -> bool:
+        """Record a dead run (a row from :meth:`dead_runs`) as ``interrupted``, unless another
+        process took it over meanwhile; True if it did."""
+        with self._lock:
+            before = self.conn.total_changes
+            self._many([
+                ("UPDATE runs SET status=? WHERE id=? AND status='running'"
+                 " AND pid IS ? AND host IS ? AND start_token IS ?",
+                 (INTERRUPTED, row["id"], row["pid"], row["host"], row["start_token"])),
+                ("UPDATE attempts SET status=? WHERE run_id=? AND status='running'"
+                 " AND (SELECT status FROM runs WHERE id=?)=?",
+                 (INTERRUPTED, row["id"], row["id"], INTERRUPTED)),
+            ], "settle", row["id"])
+            return self.conn.total_changes > before
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT n, status, pid, host, started, ended, note FROM attempts"
@@ -332,11 +406,12 @@ class RunDB:
         for path in artifacts:
             stmts.append(("INSERT OR IGNORE INTO artifacts (run_id, key, path, attempt)"
                           " VALUES (?,?,?,?)", (run_id, key, str(path), attempt)))
-        self._many(stmts)
+        self._many(stmts, "step" if idx is None else "item", key)
 
     def drop_items_from(self, run_id: str, step_id: str, n: int) -> None:
         """Forget items ``n`` and later of a ``for_each`` step (its list got shorter)."""
-        self._exec("DELETE FROM steps WHERE run_id=? AND step_id=? AND idx>=?", (run_id, step_id, n))
+        self._exec("DELETE FROM steps WHERE run_id=? AND step_id=? AND idx>=?", (run_id, step_id, n),
+                   "drop", step_id)
 
     def steps(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM steps WHERE run_id=?"
@@ -356,12 +431,14 @@ class RunDB:
             " request, response_id, response, follow_up, state, time)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, key, turn, attempt, status, request_digest, self.dump(request), response_id,
-             self.dump(response), self.dump(follow_up), self.dump(state), time.time()))
+             self.dump(response), self.dump(follow_up), self.dump(state), time.time()),
+            "turn_done" if status == "done" else "turn", key)
 
     def finish_turn(self, run_id: str, key: str, turn: int, follow_up: Any, state: Any) -> None:
         """The turn's output items were handled; ``follow_up`` is what goes back."""
         self._exec("UPDATE turns SET status='done', follow_up=?, state=? WHERE run_id=? AND key=?"
-                   " AND turn=?", (self.dump(follow_up), self.dump(state), run_id, key, turn))
+                   " AND turn=?", (self.dump(follow_up), self.dump(state), run_id, key, turn),
+                   "turn_done", key)
 
     def drop_turns(self, run_id: str, key: str, from_turn: int = 0) -> None:
         """Forget a step's turns from ``from_turn`` on (its request changed)."""
@@ -369,7 +446,7 @@ class RunDB:
             ("DELETE FROM turns WHERE run_id=? AND key=? AND turn>=?", (run_id, key, from_turn)),
             ("DELETE FROM tool_calls WHERE run_id=? AND key=? AND turn>=?", (run_id, key, from_turn)),
             ("DELETE FROM approvals WHERE run_id=? AND key=? AND turn>=?", (run_id, key, from_turn)),
-        ])
+        ], "drop", key)
 
     def turns(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         if key is None:
@@ -380,14 +457,14 @@ class RunDB:
                      name: str) -> None:
         self._exec("INSERT OR REPLACE INTO tool_calls (run_id, key, call_id, turn, attempt, name,"
                    " status, time) VALUES (?,?,?,?,?,?,'started',?)",
-                   (run_id, key, call_id, turn, attempt, name, time.time()))
+                   (run_id, key, call_id, turn, attempt, name, time.time()), "call_start", key)
 
     def call_done(self, run_id: str, key: str, call_id: str, turn: int, attempt: int, name: str,
                   output: str, record: dict[str, Any]) -> None:
         self._exec("INSERT OR REPLACE INTO tool_calls (run_id, key, call_id, turn, attempt, name,"
                    " status, output, record, time) VALUES (?,?,?,?,?,?,'done',?,?,?)",
                    (run_id, key, call_id, turn, attempt, name, self.redactor.text(output),
-                    self.dump(record), time.time()))
+                    self.dump(record), time.time()), "call", key)
 
     def tool_calls(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         if key is None:
@@ -400,7 +477,7 @@ class RunDB:
         self._exec("INSERT OR REPLACE INTO approvals (run_id, key, request_id, turn, attempt,"
                    " answer, entry, time) VALUES (?,?,?,?,?,?,?,?)",
                    (run_id, key, request_id, turn, attempt, self.dump(answer), self.dump(entry),
-                    time.time()))
+                    time.time()), "approval", key)
 
     def approvals(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         if key is None:

@@ -15,8 +15,9 @@ from typing import Any
 
 from .context import RunContext, StepContext
 from .durable import Resumption, open_journal
-from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, UsageError
+from .errors import Cancelled, ExecutionError, FlowrunError, StepTimeout, StoreError, UsageError
 from .hooks import RunHooks
+from .tracing import current as tracer
 from .plan import Plan
 from .results import (
     CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, StepOutcome, StepResult, add_usage,
@@ -135,6 +136,7 @@ class Runner:
         self._last_save = 0.0
         self._save_cost = 0.0
         self.journal = getattr(ctx.store, "journal", None)  # flowrun.durable.RunJournal
+        self.store_error: str | None = None  # the first run-store write that failed
         for sid in self.plan.order:
             ctx.outcomes[sid] = StepOutcome(sid)
 
@@ -162,6 +164,8 @@ class Runner:
             rec["duration_s"] = round(rec["finished_at"] - self.started_at, 4)
         if self.error:
             rec["error"] = self.error
+        if self.store_error:  # the store missed a write: this export may hold more than it
+            rec["store_error"] = self.store_error
         if self.journal is not None:
             rec["attempt"] = self.journal.attempt
             rec["attempts"] = self.journal.db.attempts(self.ctx.store.run_id)
@@ -172,10 +176,45 @@ class Runner:
         self._save_handle = None
         started = time.monotonic()
         if self.journal is not None:
-            self.journal.checkpoint()
+            self._durably(self.journal.checkpoint)
         self.ctx.store.write_record(self.record())
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - started
+
+    def _durably(self, write: Any, *args: Any) -> str | None:
+        """Do one run-store write; the error if it failed (the first one is kept)."""
+        try:
+            write(*args)
+        except StoreError as exc:
+            problem = self.ctx.redactor.text(str(exc))
+            self.store_error = self.store_error or problem
+            return problem
+        return None
+
+    def _end(self) -> None:
+        """Record the end of the attempt; a run whose end cannot be stored failed."""
+        if self.journal is None:
+            return
+        problem = self._durably(self.journal.end, self)
+        if problem is not None and self.status == SUCCEEDED:
+            self.status, self.error, self.outputs = FAILED, problem, {}
+
+    def _save_step(self, outcome: StepOutcome) -> None:
+        """Store a settled step; a success that cannot be stored is a failure."""
+        if self.journal is None:
+            return
+        problem = self._durably(self.journal.step_done, outcome)
+        if problem is not None and outcome.status == SUCCEEDED:
+            outcome.status, outcome.error = FAILED, problem
+
+    def _save_item(self, sc: StepContext) -> None:
+        """Store a finished ``for_each`` item; a success that cannot be stored is a failure."""
+        if self.journal is None:
+            return
+        problem = self._durably(self.journal.item_done, sc)
+        result = sc.result
+        if problem is not None and result.status == SUCCEEDED:
+            result.status, result.error, result.error_type = FAILED, problem, "StoreError"
 
     def save_soon(self) -> None:
         """Write the record shortly: completions that land together share one write
@@ -207,13 +246,16 @@ class Runner:
             return
         outcome.status = status
         outcome.error = reason
+        self._save_step(outcome)
         self._publish(outcome)
         self.ctx.hooks.on_step_status(sid, status, reason)
-        if self.journal is not None:
-            self.journal.step_done(outcome)
         self.save_soon()
 
     async def run_step(self, sid: str) -> str:
+        with tracer().step(self, sid):
+            return await self._step(sid)
+
+    async def _step(self, sid: str) -> str:
         step = self.plan.step(sid)
         outcome = self.ctx.outcomes[sid]
         outcome.started_at = time.time()
@@ -243,10 +285,9 @@ class Runner:
             outcome.error = self.ctx.redactor.text(internal_error(exc))
         finally:
             outcome.finished_at = time.time()
+            self._save_step(outcome)
             self._publish(outcome)
             self.ctx.hooks.on_step_status(sid, outcome.status, outcome.error, outcome.usage)
-            if self.journal is not None:
-                self.journal.step_done(outcome)
             self.save_soon()
         return outcome.status
 
@@ -267,10 +308,12 @@ class Runner:
         async def one(i: int, value: Any) -> None:
             sc = StepContext(self.ctx, sid, step, results[i], loop={"item": value, "index": i})
             if limit is None:
-                await self._run_one(sc)
+                with tracer().item(sc):
+                    await self._run_one(sc)
             else:
                 async with limit:
-                    await self._run_one(sc)
+                    with tracer().item(sc):
+                        await self._run_one(sc)
 
         await asyncio.gather(*(one(i, v) for i, v in enumerate(values)))
         failed = [r for r in results if r.status != SUCCEEDED]
@@ -284,7 +327,7 @@ class Runner:
         result = sc.result
         if self.journal is not None and self.journal.reuse(sc):
             if result.index is not None:
-                self.journal.item_done(sc)
+                self._save_item(sc)
             return result  # done in an earlier attempt of this run: zero requests
         result.started_at = time.time()
         result.status = RUNNING
@@ -314,8 +357,8 @@ class Runner:
             raise
         finally:
             result.finished_at = time.time()
-            if self.journal is not None and result.index is not None:
-                self.journal.item_done(sc)
+            if result.index is not None:
+                self._save_item(sc)
         return result
 
     @staticmethod
@@ -347,6 +390,10 @@ class Runner:
         self.outputs = outputs
 
     async def run(self) -> RunResult:
+        with tracer().run(self):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         options = {
             sid: NodeOptions(
                 continue_on_error=self.plan.step(sid).continue_on_error,
@@ -365,8 +412,7 @@ class Runner:
             self.status = CANCELLED
             self.error = "interrupted"
             self._cancel_pending_save()
-            if self.journal is not None:
-                self.journal.end(self)
+            self._end()
             self.save()
             await asyncio.shield(self.ctx.run_finalizers())
             raise
@@ -381,8 +427,7 @@ class Runner:
             self.error = f"step {first} failed: {self.ctx.outcomes[first].error}"
         self._outputs()
         self._cancel_pending_save()
-        if self.journal is not None:
-            self.journal.end(self)
+        self._end()
         self.save()
         return self.result()
 
@@ -454,8 +499,26 @@ async def run_plan(
     except OSError as exc:
         raise UsageError(f"cannot create the run directory under {run_root}: {exc.strerror or exc}",
                          hint="choose another --run-dir") from None
+    owner = None
     if durable or resume is not None:
-        store.journal = open_journal(run_root, store.run_id, redactor, resume)
+        from .run_owner import OwnerLock
+
+        owner = OwnerLock(store.dir)  # held while this process runs the run
+        try:
+            taken = owner.acquire()
+        except OSError as exc:
+            raise UsageError(f"cannot write the run directory {store.dir}: {exc.strerror or exc}",
+                             hint="choose another --run-dir, or check its permissions") from None
+        if not taken:
+            raise UsageError(f"run {store.run_id} is being run by another process",
+                             hint="wait for it to finish, or stop it, then resume")
+        try:
+            store.journal = open_journal(run_root, store.run_id, redactor, resume)
+        except BaseException:
+            owner.release()
+            raise
+    if resume is not None:
+        store.clear_stale_files()
     ctx = RunContext(
         plan=plan,
         client=client,
@@ -477,6 +540,8 @@ async def run_plan(
     finally:
         if store.journal is not None:
             store.journal.db.close()
+        if owner is not None:
+            owner.release()
         if ctx.cache is not None:
             ctx.cache.close()
     ctx.hooks.on_run_end(result)

@@ -16,13 +16,15 @@ import secrets as _random
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .crash_points import Point, armed
 from .errors import ExecutionError
 from .jsontext import dumps
 from .secrets import Redactor
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TEMP = re.compile(r".+\.json\.(\d+)\.\d+\.tmp")  # a JSON file being written (see _write_json)
 
 
 def new_run_id() -> str:
@@ -70,9 +72,23 @@ class RunStore:
         # the run's side of the run store (flowrun.durable.RunJournal); None for sub-flows
         self.journal: Any = None
 
+    def clear_stale_files(self) -> None:
+        """Remove the half-done exports a killed process left (``*.tmp``: written, never
+        renamed into place). Only for a run no other process is writing (a resume)."""
+        for folder in (self.dir, self.dir / "responses"):
+            for tmp in folder.glob("*.json.*.tmp"):
+                pid = _TEMP.fullmatch(tmp.name)
+                if pid and int(pid.group(1)) != os.getpid():
+                    tmp.unlink(missing_ok=True)
+
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
-        self._write_json(self.dir / "record.json", record)
+        pauser = armed()  # a test's crash points (flowrun.crash_points); None otherwise
+        if pauser is None:
+            self._write_json(self.dir / "record.json", record)
+            return
+        with Point(pauser, "export", self.run_id) as point:
+            self._write_json(self.dir / "record.json", record, point.inside)
 
     def read_record(self) -> dict[str, Any]:
         return json.loads((self.dir / "record.json").read_text())
@@ -110,12 +126,14 @@ class RunStore:
         return path
 
     # -- io ------------------------------------------------------------------------------
-    def _write_json(self, path: Path, value: Any) -> None:
+    def _write_json(self, path: Path, value: Any, written: Callable[[], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = dumps(self.redactor.deep(value), indent=2, default=str)
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(text + "\n", encoding="utf-8")
+            if written is not None:
+                written()
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half-written file behind

@@ -32,6 +32,8 @@ ROOTS = (
     "CreateConversationBody", "UpdateConversationBody", "ConversationResource",
     "DeletedConversationResource", "ConversationItem", "ConversationItemList",
     "CompactResponseMethodPublicBody", "CompactResource",
+    # batches
+    "CreateBatchRequest", "Batch", "ListBatchesResponse",
 )
 REF_PREFIX = "#/components/schemas/"
 DROP_KEYS = {"description", "example", "examples", "title", "deprecated", "externalDocs"}

@@ -85,6 +85,14 @@ class Emu:
         if latency_ms is not None:
             self.server.emulator.faults.latency_ms = latency_ms
 
+    def batch_settings(self, **values: Any) -> dict[str, Any]:
+        """``POST /_emulator/batches``: Batch API settings (``delay_ms``, ``token_limit``,
+        ``max_lines``, ``max_bytes``, ``pause_after``; None resets one); what they are now."""
+        request = urllib.request.Request(self.server.url + "/_emulator/batches", data=json.dumps(values).encode(),
+                                         headers={"content-type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request) as resp:
+            return json.loads(resp.read())
+
     def journal(self) -> list[dict[str, Any]]:
         """``GET /_emulator/requests``, the fixed interface: every request, oldest first."""
         with urllib.request.urlopen(self.server.url + "/_emulator/requests") as resp:

@@ -35,6 +35,7 @@ from ..rundb import RunDB
 from ..runner import Runner, internal_error
 from ..secrets import Redactor
 from ..store import RunStore
+from ..tracing import current as tracer
 from . import state
 from .rows import DatasetError, Row, row_inputs
 
@@ -272,6 +273,10 @@ class DatasetRunner:
     async def run(self, kept: Iterator[str] = iter(())) -> tuple[str, str | None, int]:
         """Run every row not skipped; ``kept``: results lines of earlier attempts to keep.
         Returns (status, error, rows not run)."""
+        with tracer().dataset(self):
+            return await self._run(kept)
+
+    async def _run(self, kept: Iterator[str]) -> tuple[str, str | None, int]:
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         error: str | None = None
         started = 0

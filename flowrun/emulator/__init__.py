@@ -8,7 +8,8 @@ deterministic model, with fault injection and a request journal.
 Module map: :mod:`.server` (HTTP routes), :mod:`.service` (the API operations),
 :mod:`.state` (stored responses, conversations), :mod:`.model` (default rule, reply
 kinds), :mod:`.script` (script format), :mod:`.events` (SSE events), :mod:`.faults`,
-:mod:`.journal`, :mod:`.conformance` (OpenAPI checks), :mod:`.runner` (serving).
+:mod:`.journal`, :mod:`.conformance` (OpenAPI checks), :mod:`.runner` (serving);
+extensions in :mod:`.plugins` (e.g. :mod:`.files`, :mod:`.batches`: the Batch API).
 """
 from .connections import ConnectionLimits
 from .errors import APIError

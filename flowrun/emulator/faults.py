@@ -15,6 +15,8 @@ Fault spec grammar (CLI ``--faults``, env ``FLOWRUN_EMULATOR_FAULTS``)::
     COUNT   := positive integer (default 1)
 
 Examples: ``429x2:retry_after=1,500x1,drop@3x1``, ``latency=200``, ``503:message=busy``.
+Extensions add rule kinds with :data:`RULE_PARSERS` (:mod:`.batch_faults`: ``line@...``
+and ``expire@...`` for Batch API lines); their rules live in ``Faults.extra[NAME]``.
 Whitespace around rules is ignored. Status rules form one FIFO queue consumed by every
 ``POST /responses`` (before the script is consulted, so a failed attempt does not use up
 a scripted reply); ``drop``/``slow`` rules form a second queue consumed only by
@@ -28,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 class FaultSpecError(ValueError):
     """A fault spec string that does not follow the grammar."""
@@ -51,6 +53,20 @@ class StreamFault:
     count: int = 1
 
 
+RULE_PARSERS: list[Callable[[str], Any]] = []
+"""Extra rule kinds: ``parse(rule) -> object | None`` (None: not this kind's rule; raise
+:class:`FaultSpecError` for a malformed one). The object's ``queue`` attribute names its
+list in :attr:`Faults.extra`."""
+
+
+def _extra_rule(rule: str) -> Any:
+    for parse in RULE_PARSERS:
+        found = parse(rule)
+        if found is not None:
+            return found
+    return None
+
+
 _STATUS = re.compile(r"^(\d{3})(?:x(\d+))?((?::[^:]*)*)$")
 _STREAM = re.compile(r"^(drop|slow)@(\d+)(?:x(\d+))?$")
 _LATENCY = re.compile(r"^latency=(\d+)$")
@@ -63,7 +79,7 @@ def _count(text: str | None, rule: str) -> int:
     return count
 
 
-def parse_spec(spec: str) -> tuple[list[StatusFault | StreamFault], int | None]:
+def parse_spec(spec: str) -> tuple[list[Any], int | None]:
     """Parse a fault spec into rules (in order) and an optional latency in ms."""
     rules: list[StatusFault | StreamFault] = []
     latency: int | None = None
@@ -94,6 +110,8 @@ def parse_spec(spec: str) -> tuple[list[StatusFault | StreamFault], int | None]:
                 else:
                     setattr(fault, key, value)
             rules.append(fault)
+        elif (extra := _extra_rule(rule)) is not None:
+            rules.append(extra)
         else:
             raise FaultSpecError(
                 f"fault rule {rule!r} not understood; expected STATUS[xN][:retry_after=S], "
@@ -108,6 +126,7 @@ class Faults:
         self.latency_ms = latency_ms
         self.status: deque[StatusFault] = deque()
         self.stream: deque[StreamFault] = deque()
+        self.extra: dict[str, list[Any]] = {}
         if spec:
             self.load(spec)
 
@@ -116,8 +135,12 @@ class Faults:
         if not append:
             self.status.clear()
             self.stream.clear()
+            self.extra.clear()
         for rule in rules:
-            (self.status if isinstance(rule, StatusFault) else self.stream).append(rule)
+            if isinstance(rule, (StatusFault, StreamFault)):
+                (self.status if isinstance(rule, StatusFault) else self.stream).append(rule)
+            else:
+                self.extra.setdefault(rule.queue, []).append(rule)
         if latency is not None:
             self.latency_ms = latency
 
@@ -156,4 +179,5 @@ class Faults:
 
     def snapshot(self) -> dict[str, Any]:
         return {"latency_ms": self.latency_ms, "status": [asdict(f) for f in self.status],
-                "stream": [asdict(f) for f in self.stream]}
+                "stream": [asdict(f) for f in self.stream],
+                **{name: [asdict(f) for f in rules] for name, rules in self.extra.items()}}

@@ -22,6 +22,9 @@ from .errors import APIError, not_found
 from .server import register_routes
 from .service import RESET_HOOKS, JSONAnswer
 
+UPLOAD_CHECKS: dict[str, Any] = {}
+"""purpose -> ``check(emulator, data, filename)`` run on an upload with that purpose; it
+raises :class:`~.errors.APIError` (400) to refuse the file (:mod:`.batches`: ``batch``)."""
 PURPOSES = (
     "assistants", "assistants_output", "batch", "batch_output", "fine-tune",
     "fine-tune-results", "vision", "user_data", "evals",
@@ -35,13 +38,17 @@ class StoredFile:
     purpose: str
     data: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
+    expires_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id, "object": "file", "bytes": len(self.data),
             "created_at": self.created_at, "filename": self.filename,
             "purpose": self.purpose, "status": "processed",
         }
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at
+        return out
 
 
 class FileStore:
@@ -51,8 +58,12 @@ class FileStore:
         self._lock = threading.Lock()
         self._files: dict[str, StoredFile] = {}
 
-    def add(self, data: bytes, filename: str, purpose: str) -> StoredFile:
+    def add(self, data: bytes, filename: str, purpose: str, expires_after: int | None = None) -> StoredFile:
+        """``expires_after``: seconds from now to the file's ``expires_at`` (none: it stays;
+        the emulator does not delete expired files)."""
         f = StoredFile("file-" + uuid.uuid4().hex[:24], filename, purpose, data)
+        if expires_after is not None:
+            f.expires_at = f.created_at + expires_after
         with self._lock:
             self._files[f.id] = f
         return f
@@ -90,6 +101,21 @@ def file_store(emulator: Any) -> FileStore:
 
 
 RESET_HOOKS.append(lambda emulator: file_store(emulator).clear())
+BATCH_FILE_SECONDS = 30 * 24 * 3600  # batch files expire after 30 days unless told otherwise
+
+
+def expiry_seconds(policy: Any, param: str) -> int:
+    """The seconds of an ``expires_after`` policy ``{"anchor": "created_at", "seconds": N}``."""
+    if not isinstance(policy, dict) or policy.get("anchor") != "created_at":
+        raise APIError(400, f"Invalid '{param}': expected {{\"anchor\": \"created_at\", \"seconds\": N}}.",
+                       param=param)
+    seconds = policy.get("seconds")
+    if isinstance(seconds, str) and seconds.isdigit():
+        seconds = int(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 3600 <= seconds <= 2592000:
+        raise APIError(400, f"Invalid '{param}.seconds': must be between 3600 (1 hour) and 2592000 (30 days).",
+                       param=f"{param}.seconds")
+    return seconds
 
 
 class RawAnswer:
@@ -113,7 +139,15 @@ def _routes(emulator: Any, api: Any) -> list[BaseRoute]:
         if upload is None or isinstance(upload, str):
             raise APIError(400, "Missing required parameter: 'file'.", param="file")
         data = await upload.read()
-        return JSONAnswer(store.add(data, upload.filename or "upload", purpose).to_json())
+        filename = upload.filename or "upload"
+        expires = BATCH_FILE_SECONDS if purpose == "batch" else None
+        if form.get("expires_after[anchor]") is not None or form.get("expires_after[seconds]") is not None:
+            expires = expiry_seconds({"anchor": form.get("expires_after[anchor]"),
+                                      "seconds": form.get("expires_after[seconds]")}, "expires_after")
+        check = UPLOAD_CHECKS.get(purpose)
+        if check is not None:
+            check(emulator, data, filename)
+        return JSONAnswer(store.add(data, filename, purpose, expires).to_json())
 
     def listing(request: Request, body: Any) -> JSONAnswer:
         purpose = request.query_params.get("purpose")

@@ -19,6 +19,7 @@ EXTENSIONS = [
     "flowrun.emulator.file_search",
     "flowrun.emulator.web_search",
     "flowrun.emulator.quota",
+    "flowrun.emulator.batches",
     # AFTER_REPLY runs in this order: reasoning and compaction items go first in the
     # output, then the Conversation gets the finished output
     "flowrun.emulator.reasoning",

@@ -15,6 +15,7 @@ documents ("60,000 requests/minute may be enforced as 1,000 requests/second").
   made (the model's deterministic count, :mod:`.model`: ``floor(words * 1.3 + 0.5)`` of
   the instructions and every conversation item, history included, plus the output's);
   a ``POST /responses`` arriving while the bucket is empty or in debt gets a ``429``.
+  Batch API lines are not charged (batches have the enqueued-token quota of :mod:`.batches`).
 - **Headers** on every API response while a quota is set: ``x-ratelimit-limit-requests``
   and ``-tokens`` (N per minute), ``x-ratelimit-remaining-requests`` / ``-tokens`` (the
   share of the bucket left, in per-minute units: ``floor(level / capacity * N)``) and
@@ -32,7 +33,7 @@ from starlette.requests import Request
 
 from .errors import APIError
 from .server import ADMISSION, HEADER_HOOKS
-from .service import AFTER_USAGE, RESET_HOOKS
+from .service import AFTER_USAGE, IN_BATCH, RESET_HOOKS
 
 
 class Quota:
@@ -183,7 +184,7 @@ def _headers(emulator: Any, request: Request) -> dict[str, str]:
 
 def _charge(emulator: Any, response: dict[str, Any]) -> None:
     q = getattr(emulator, "_quotas", None)
-    if q is not None and q.active:
+    if q is not None and q.active and not IN_BATCH.get():  # batch lines: the batch quota
         q.charge(int((response.get("usage") or {}).get("total_tokens") or 0))
 
 

@@ -136,12 +136,14 @@ class EmulatorServer:
 
 def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = None,
           faults: str | None = None, script: str | Path | None = None,
-          rpm: float | None = None, tpm: float | None = None, api_key: str | None = None) -> None:
+          rpm: float | None = None, tpm: float | None = None, api_key: str | None = None,
+          batch_delay_ms: int | None = None, batch_token_limit: str | int | None = None) -> None:
     """Serve the emulator in the foreground until interrupted (``flowrun emulator``).
 
     Unset arguments fall back to ``FLOWRUN_EMULATOR_LATENCY_MS``,
     ``FLOWRUN_EMULATOR_FAULTS``, ``FLOWRUN_EMULATOR_SCRIPT`` and ``FLOWRUN_EMULATOR_RPM`` /
-    ``FLOWRUN_EMULATOR_TPM`` (the quotas of :mod:`.quota`). Raises
+    ``FLOWRUN_EMULATOR_TPM`` (the quotas of :mod:`.quota`), and the Batch API settings to
+    ``FLOWRUN_EMULATOR_BATCH_*`` (:mod:`.batch_settings`). Raises
     :class:`~.script.ScriptError`, :class:`~.faults.FaultSpecError` or ``ValueError``
     for bad settings and ``OSError`` when the port cannot be bound - before serving.
     On Ctrl+C (SIGINT) it shuts down cleanly and then re-raises ``KeyboardInterrupt``
@@ -153,6 +155,11 @@ def serve(port: int = 8000, host: str = "127.0.0.1", latency_ms: int | None = No
     quota_from_env(emulator)
     if rpm or tpm:
         set_quota(emulator, rpm, tpm, initial=True)
+    batch = {k: v for k, v in (("delay_ms", batch_delay_ms), ("token_limit", batch_token_limit)) if v is not None}
+    if batch:
+        from .batch_settings import set_batch_settings
+
+        set_batch_settings(emulator, initial=True, **batch)
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -20,7 +20,8 @@ Every API request is journaled on arrival, then waits the configured latency
     POST   /_emulator/reset       back to the startup state (responses, journal, script, faults)
     GET    /_emulator/health
 
-Other modules add API routes with :func:`register_routes`; their handlers get the same
+Other modules add API routes with :func:`register_routes` (and control routes with
+:func:`register_control_routes`, e.g. ``/_emulator/batches``); their API handlers get the same
 journaling, latency and error handling through the ``api`` wrapper they are given.
 :data:`ADMISSION` hooks may refuse an API request on arrival (the quotas of :mod:`.quota`)
 and :data:`HEADER_HOOKS` add headers to every API response; each journal entry gets the
@@ -53,6 +54,8 @@ Handler = Callable[[Request, Any], "JSONAnswer | StreamAnswer | Awaitable[JSONAn
 ApiWrapper = Callable[[Handler], Callable[[Request], Awaitable[Any]]]
 RouteProvider = Callable[[Emulator, ApiWrapper], list[BaseRoute]]
 ROUTE_PROVIDERS: list[RouteProvider] = []
+ControlWrapper = Callable[[Callable[[Request, Any], Any]], Callable[[Request], Awaitable[Any]]]
+CONTROL_PROVIDERS: list[Callable[[Emulator, ControlWrapper], list[BaseRoute]]] = []
 ADMISSION: list[Callable[[Emulator, Request, Any], None]] = []
 """Called with (emulator, request, body) on arrival, after journaling; raise APIError to refuse."""
 HEADER_HOOKS: list[Callable[[Emulator, Request], dict[str, str]]] = []
@@ -63,6 +66,13 @@ _DROP_MESSAGE = "ASGI callable returned without completing response."
 def register_routes(provider: RouteProvider) -> RouteProvider:
     """Add API routes (mounted under both prefixes) to every app created afterwards."""
     ROUTE_PROVIDERS.append(provider)
+    return provider
+
+
+def register_control_routes(provider: Callable[[Emulator, ControlWrapper], list[BaseRoute]]) -> Any:
+    """Add control routes (under ``/_emulator``, not journaled) to every app created
+    afterwards; handlers wrapped by the given ``control`` return JSON data."""
+    CONTROL_PROVIDERS.append(provider)
     return provider
 
 
@@ -275,5 +285,7 @@ def create_app(emulator: Emulator) -> Starlette:
         Route("/reset", control(reset), methods=["POST"]),
         Route("/health", control(health), methods=["GET"]),
     ]
+    for control_provider in CONTROL_PROVIDERS:
+        control_routes.extend(control_provider(emulator, control))
     return Starlette(routes=[Mount("/v1", routes=api_routes), Mount("/openai/v1", routes=api_routes),
                              Mount("/_emulator", routes=control_routes)])

@@ -15,6 +15,7 @@ again (plus any ``delay_ms``), then ``completed`` (``failed`` on a scripted erro
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import os
 import time
@@ -104,6 +105,12 @@ AFTER_REPLY: list[Any] = []
 """Callables ``(turn, response) -> None`` run when a response is finished (its output and
 usage set), in order: the service's own items around the model's (reasoning, compaction)
 and its bookkeeping (a Conversation's items, cached tokens)."""
+FROM_ENV_HOOKS: list[Any] = []
+"""Callables ``(emulator, environ) -> None`` run by :meth:`Emulator.from_env` (extension
+settings from ``FLOWRUN_EMULATOR_*`` variables; raise ValueError for a bad value)."""
+IN_BATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("flowrun_emulator_in_batch", default=False)
+"""True while a Batch API line is being answered (:mod:`.batches`): the per-minute quotas
+of :mod:`.quota` do not charge it (batches have their own, enqueued-token, quota)."""
 
 
 class Emulator:
@@ -145,6 +152,8 @@ class Emulator:
         if latency_ms is not None:
             emulator.faults.latency_ms = latency_ms
             emulator._initial = (emulator._initial[0], copy.deepcopy(emulator.faults))
+        for hook in FROM_ENV_HOOKS:
+            hook(emulator, env)
         return emulator
 
     def load_script(self, script: Any) -> None:
@@ -164,7 +173,9 @@ class Emulator:
 
     # ------------------------------------------------------------ POST /responses
 
-    async def create_response(self, body: Any) -> JSONAnswer | StreamAnswer:
+    async def create_response(self, body: Any, *, batch: bool = False) -> JSONAnswer | StreamAnswer:
+        """``batch``: a Batch API line (:mod:`.batches`): no streaming or background, and
+        the HTTP fault queues are left alone (batch lines have their own fault rules)."""
         if self.check_requests:
             check_request(body)
         elif not isinstance(body, dict):
@@ -176,9 +187,12 @@ class Emulator:
         background, stream = bool(body.get("background")), bool(body.get("stream"))
         if background and not store:
             raise APIError(400, "Background mode requires store=true.", param="background")
+        if batch and (background or stream):
+            which = "background" if background else "stream"
+            raise APIError(400, f"'{which}' is not supported in a batch request.", param=which)
         history = self.store.history(body.get("previous_response_id"))
         inputs = normalize_input(body.get("input"), self.store)
-        fault = self.faults.next_status()
+        fault = None if batch else self.faults.next_status()
         if fault is not None:
             raise APIError(fault.status, fault.message or f"Injected fault: HTTP {fault.status} from the flowrun emulator.",
                            type=fault.type, code=fault.code, retry_after=fault.retry_after)

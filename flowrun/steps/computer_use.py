@@ -37,6 +37,7 @@ from ..context import StepContext
 from ..errors import ExecutionError, FlowrunError, OutputError, ToolLoopLimit
 from ..output import output_text, reasoning_summary, refusal
 from ..spec import SafetyAcknowledge
+from ..tracing import current as tracer
 from .responses import as_input, call_model, next_turn, state_params
 
 RECORD_KEY = "computer_use"
@@ -295,10 +296,11 @@ async def _loop(sc: StepContext, session: BrowserSession, timeline: Timeline,
                                                       record["safety_checks"])
             steps = call.get("actions") or ([call["action"]] if call.get("action") else [])
             done_list = []
-            for action in steps:
-                sc.status("running", f"turn {actions}: {describe(action)}")
-                done_list.append(await session.perform(action))
-            png = await session.screenshot()
+            with tracer().local_tool(sc, call):
+                for action in steps:
+                    sc.status("running", f"turn {actions}: {describe(action)}")
+                    done_list.append(await session.perform(action))
+                png = await session.screenshot()
             events = session.take_events()
             name = steps[0].get("type", "action") if len(steps) == 1 else "actions"
             shot = timeline.screenshot(actions, str(name), png)

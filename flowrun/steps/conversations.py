@@ -11,6 +11,9 @@ output items to it, so a later request sees them all without flowrun resending a
 - ``conversation: new`` in ``defaults`` creates one Conversation for the run, created on
   first use; every step that does not set its own joins it (``none`` opts out).
 
+A resumed run goes on in the Conversations its earlier attempts created: the run-wide one,
+and a step's own one when the step had stored turns (an interrupted tool loop).
+
 Requests in one Conversation are never interleaved: a step holds the Conversation's lock
 for its whole tool loop, so steps that run at the same time take turns.
 """
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 from ..errors import ExecutionError
+from ..rundb import loads
 from ..results import SUCCEEDED
 from ..spec_options import CONVERSATION_NEW, CONVERSATION_NONE
 
@@ -53,9 +57,53 @@ async def _create(sc: Any) -> str:
     return created["id"]
 
 
+def _in_requests(turns: dict[int, dict[str, Any]]) -> str | None:
+    """The Conversation the stored requests of a step's turns named."""
+    for turn in sorted(turns):
+        request = loads(turns[turn].get("request")) or {}
+        if isinstance(request, dict) and request.get("conversation"):
+            return str(request["conversation"])
+    return None
+
+
+def _recorded_own(sc: Any) -> str | None:
+    """On resume: the Conversation an earlier attempt created for this step (or item) that
+    did not finish, so its interrupted tool loop goes on in it (a step that succeeded and
+    runs again - its request changed - starts a new one)."""
+    journal = getattr(sc.run.store, "journal", None)
+    row = journal.prior.steps.get(sc.key) if journal is not None else None
+    if row is not None and row["status"] == SUCCEEDED:
+        return None
+    ledger = sc.state.get("ledger")
+    return _in_requests(getattr(ledger, "turns", None) or {})
+
+
+def _recorded_shared(sc: Any) -> str | None:
+    """On resume: the run-wide Conversation an earlier attempt created (``defaults``),
+    named by the steps that joined it."""
+    journal = getattr(sc.run.store, "journal", None)
+    prior = getattr(journal, "prior", None)
+    if prior is None:
+        return None
+    joined = {sid for sid in sc.run.plan.order if sc.run.plan.step(sid).conversation is None}
+    for row in prior.steps.values():
+        if row["step_id"] in joined and row["result"]:
+            found = (loads(row["result"]) or {}).get("conversation_id")
+            if found:
+                return str(found)
+    for key, turns in prior.turns.items():
+        row = prior.steps.get(key)
+        if (row["step_id"] if row else key.split(".")[0]) in joined:
+            found = _in_requests(turns)
+            if found:
+                return found
+    return None
+
+
 async def resolve(sc: Any) -> str | None:
     """The Conversation id the step's requests name, creating one when asked (None: the
-    step chains otherwise)."""
+    step chains otherwise). A resumed run goes on in the Conversations its earlier
+    attempts created."""
     own, default = sc.step.conversation, sc.flow.defaults.conversation
     if own is None:
         if default != CONVERSATION_NEW:
@@ -63,13 +111,13 @@ async def resolve(sc: Any) -> str | None:
         state = _of(sc.run)
         async with state.creating:
             if state.shared is None:
-                state.shared = await _create(sc)
+                state.shared = _recorded_shared(sc) or await _create(sc)
         return state.shared
     value = str(sc.render(own)).strip()
     if value == CONVERSATION_NONE:
         return None
     if value == CONVERSATION_NEW:
-        return await _create(sc)
+        return _recorded_own(sc) or await _create(sc)
     if value.startswith(CONVERSATION_ID_PREFIX):
         return value
     outcome = sc.run.outcomes.get(value)

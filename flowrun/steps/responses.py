@@ -23,6 +23,7 @@ from ..parts import build_input
 from ..results import SUCCEEDED
 from ..retry import with_retries
 from ..secrets import StreamMasker
+from ..tracing import current as tracer
 from ..tools import EVENT_HANDLERS, build_tools, handle_items, load_builtins
 from .conversations import conversation_scope
 from .options import compacted, merge_text, option_params, prompt_param
@@ -154,13 +155,17 @@ async def _reattach(sc: StepContext, response_id: str) -> dict[str, Any] | None:
     the service no longer has it, or it was cancelled or failed (then it is created again)."""
     client = sc.run.client
     try:
-        response = await client.retrieve(response_id)
+        if sc.param("stream"):  # its events again from the first, then live to the end
+            sc.status("running", f"re-attaching to background response {response_id}")
+            response = await client.resume_stream(response_id, None, lambda e: _on_event(sc, e))
+        else:
+            response = await client.retrieve(response_id)
+            sc.status("running", f"re-attached to background response {response_id}")
+            response = await _poll(sc, response)
     except RequestRejected as exc:
         if exc.status == 404:
             return None
         raise
-    sc.status("running", f"re-attached to background response {response_id}")
-    response = await _poll(sc, response)
     return None if response.get("status") in ("cancelled", "failed") else response
 
 
@@ -185,8 +190,18 @@ async def _background(sc: StepContext, params: dict[str, Any], attach: str | Non
     asked = params
     params = {**params, "background": True, "store": True}
     if sc.param("stream"):
+        recorded: list[str] = []
+
+        def on_event(event: dict[str, Any]) -> Any:
+            # recorded at the first event: a run killed mid-stream re-attaches on resume
+            found = (event.get("response") or {}).get("id") if not recorded else None
+            if found:
+                recorded.append(found)
+                ledger_of(sc).pending(sc.state.get("turn", 0), asked, found)
+            return _on_event(sc, event)
+
         try:
-            return await client.stream(params, lambda e: _on_event(sc, e))
+            return await client.stream(params, on_event)
         except ConnectionFailed as exc:
             response_id, last = getattr(exc, "resume", (None, -1))
             if not response_id:
@@ -233,7 +248,15 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
     def on_retry(n: int, err: Exception, wait: float) -> None:
         sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
 
-    response = await with_retries(attempt, sc.retries, on_retry)
+    with tracer().model_call(sc, params) as span:
+        response = await with_retries(attempt, sc.retries, on_retry)
+        span.done(response)
+        await _settle(sc, response)
+    return response
+
+
+async def _settle(sc: StepContext, response: dict[str, Any]) -> None:
+    """Save the response; a failed, cancelled or incomplete one fails the step."""
     # off the event loop: a wide flow saves many responses at once
     await asyncio.to_thread(sc.run.store.save_response, sc.key, response, sc.state.get("turn"))
     status = response.get("status")
@@ -245,7 +268,6 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
     if status == "incomplete":
         reason = (response.get("incomplete_details") or {}).get("reason", "unknown")
         raise ExecutionError(f"the response is incomplete ({reason})", sc.step_id)
-    return response
 
 
 def next_turn(request: dict[str, Any], conversation: list[dict[str, Any]],

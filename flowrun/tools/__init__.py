@@ -15,6 +15,7 @@ import importlib
 from typing import Any, Awaitable, Callable
 
 from ..errors import ExecutionError
+from ..tracing import current as current_tracer
 
 ToolBuilder = Callable[[Any, str, Any], Awaitable[list[dict[str, Any]]]]
 ItemHandler = Callable[[Any, dict[str, Any], dict[str, Any]], Awaitable[list[dict[str, Any]] | None]]
@@ -121,7 +122,8 @@ async def handle_items(sc: Any, response: dict[str, Any]) -> list[dict[str, Any]
     for item in response.get("output") or []:
         handler = ITEM_HANDLERS.get(item.get("type", ""))
         if handler is not None:
-            more = await handler(sc, item, response)
+            with current_tracer().local_tool(sc, item):
+                more = await handler(sc, item, response)
             if more:
                 follow_up.extend(more)
     return follow_up

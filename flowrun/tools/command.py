@@ -71,9 +71,11 @@ def parse_stdout(data: bytes) -> str:
 
 
 async def run_command(argv: list[str], cwd: Path, arguments: dict[str, Any],
-                      redactor: Redactor | None = None) -> str:
+                      redactor: Redactor | None = None, env: dict[str, str] | None = None) -> str:
     """Run the program once with ``arguments`` as JSON on stdin; the text of its result.
-    The stderr tail of a failure is taken after ``redactor`` masked the whole of it."""
+    The stderr tail of a failure is taken after ``redactor`` masked the whole of it.
+    ``env``: the program's environment (None: this process's; with tracing, it carries
+    ``TRACEPARENT``)."""
     payload = json.dumps(arguments, ensure_ascii=False).encode("utf-8")
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -82,6 +84,7 @@ async def run_command(argv: list[str], cwd: Path, arguments: dict[str, Any],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=str(cwd),
+            env=env,
             start_new_session=True,
         )
     except OSError as exc:

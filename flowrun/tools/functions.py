@@ -42,6 +42,7 @@ from ..durable import ledger_of
 from ..errors import ExecutionError, FlowrunError, ToolLoopLimit
 from ..secrets import truncate
 from ..templating import TemplateError
+from ..tracing import current as tracer
 from . import register_item, register_tool
 from .command import CommandFailed, resolve_argv, run_command
 from .schema_from_hints import (
@@ -342,7 +343,7 @@ async def build_command(sc: Any, name: str, tool: Any) -> list[dict[str, Any]]:
 
     async def invoke(arguments: dict[str, Any], call_id: str) -> Any:
         try:
-            return await run_command(argv, base_dir, arguments, sc.run.redactor)
+            return await run_command(argv, base_dir, arguments, sc.run.redactor, tracer().child_env())
         except CommandFailed as exc:
             raise ToolFailure(str(exc)) from None
 
@@ -503,7 +504,9 @@ async def _call_recorded(sc: Any, call: dict[str, Any], turn: int,
         return done
     if call_id:
         ledger.call_started(call_id, sc.state.get("turn", turn - 1), name)
-    output, record = await _call_one(sc, call, turn, bound)
+    with tracer().tool_call(sc, call) as span:
+        output, record = await _call_one(sc, call, turn, bound)
+        span.done(record)
     if call_id:
         ledger.call_done(call_id, sc.state.get("turn", turn - 1), name, output, record)
     return output, record

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -140,6 +141,18 @@ def test_cache_stats_and_clear(tmp_path, emu):
     # --older-than keeps what is younger
     kept = json.loads(flowrun_cli("cache", "clear", "--older-than", "7d", "--json", env=env).stdout)
     assert kept == {"entries": 0, "blobs": 0}
+    # ... and removes what is older: three answers made eight days ago
+    conn = sqlite3.connect(tmp_path / "cache" / "cache.db")
+    conn.execute("UPDATE entries SET created = created - 8 * 86400 WHERE key IN"
+                 " (SELECT key FROM entries ORDER BY key LIMIT 3)")
+    conn.commit()
+    conn.close()
+    old = json.loads(flowrun_cli("cache", "clear", "--older-than", "7d", "--json", env=env).stdout)
+    assert old["entries"] == 3
+    assert json.loads(flowrun_cli("cache", "stats", "--json", env=env).stdout)["entries"] == 4
+    emu.server.emulator.journal.clear()
+    assert flowrun_cli(*_run_args(flow, emu, tmp_path, "--cache"), cwd=tmp_path, env=env).exit_code == 0
+    assert len(posted(emu)) == 3  # exactly the cleared answers are asked again
     bad = flowrun_cli("cache", "clear", "--older-than", "soon", env=env)
     assert bad.exit_code == 2 and "not a time to live" in bad.stderr and "Traceback" not in bad.stderr
     done = flowrun_cli("cache", "clear", env=env)

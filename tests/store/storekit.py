@@ -24,9 +24,9 @@ import flowrun.cli, flowrun.runner, flowrun.client, flowrun.steps.responses, flo
 import openai  # noqa: F401  (imported before forking)
 for line in sys.stdin:
     req = json.loads(line)
-    if req["op"] == "wait":
-        _, status = os.waitpid(req["pid"], 0)
-        print(json.dumps({"status": status}), flush=True)
+    if req["op"] in ("wait", "poll"):
+        pid, status = os.waitpid(req["pid"], 0 if req["op"] == "wait" else os.WNOHANG)
+        print(json.dumps({"status": status if pid else None}), flush=True)
         continue
     pid = os.fork()
     if pid == 0:
@@ -73,6 +73,13 @@ class Zygote:
     def wait(self, pid: int) -> int:
         """Reap the child; its exit code (negative: killed by that signal)."""
         status = self._ask({"op": "wait", "pid": pid})["status"]
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    def poll(self, pid: int) -> int | None:
+        """The child's exit code if it ended (then it is reaped), else None."""
+        status = self._ask({"op": "poll", "pid": pid})["status"]
+        if status is None:
+            return None
         return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
     def kill9(self, pid: int) -> int:

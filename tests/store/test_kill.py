@@ -1,24 +1,23 @@
-"""kill -9 at random points, then ``flowrun resume``: the store stays whole, completed
-steps and turns are never requested again, completed tool calls never run again, and
-the outputs equal an uninterrupted run's. Counted by the emulator's journal."""
+"""kill -9 at many chosen run-store events (:mod:`flowrun.crash_points`), then ``flowrun
+resume``: the store stays whole, completed steps and turns are never requested again,
+completed tool calls never run again, and the outputs equal an uninterrupted run's.
+Counted by the emulator's journal."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flowkit import cli_env, write
 from storekit import Zygote, db_rows, integrity, resume_here, step_keys, wait_until
 
-KILLS = 20
-MIN_KILLS = 12  # a fast machine may finish the run after fewer kills than planned
+from flowrun.cli import main
+
 CONCURRENCY = "3"
 FAN = ["a", "b", "c", "d", "e", "f"]
 
@@ -121,13 +120,92 @@ def zygote():
     z.close()
 
 
+# Where each attempt is killed: EVENT:N:PHASE of flowrun.crash_points (the N-th store event
+# of that kind in the attempt's process; before it, inside its transaction, after its
+# commit). The tool-loop points come first, while tool calls remain; the last kill lands
+# inside the transaction that ends the run, after every step completed.
+KILL_POINTS = [
+    "call_start:1:after",   # mid tool loop: a call started, its output not stored yet
+    "call:1:after",         # a call returned and was stored; its turn not finished
+    "turn:1:after",         # a step started: its first model turn stored
+    "call_start:1:before",  # a turn answered with a tool call, the call not started
+    "item:1:inside",        # during a write transaction: an item's row not committed
+    "item:1:after",         # between item commits
+    "item:2:inside",
+    "export:1:inside",      # during the record export (the new file not renamed yet)
+    "run:1:inside",         # inside the resume's own start (its attempt not recorded)
+    "step:1:inside",        # during a step's write transaction
+    "turn_done:1:before",   # a model turn answered, its end not stored
+    "checkpoint:2:after",
+    "step:1:after",
+    "turn_done:1:inside",
+    "run:1:after",          # the resume recorded its attempt, nothing else yet
+    "step:2:inside",
+    "export:2:inside",
+    "turn_done:2:after",
+    "step:1:inside",
+    "end:1:inside",         # the run's end: every step done, the status not committed
+]
+KILLS = len(KILL_POINTS)
+FALLBACK = "end:1:before"  # should the work run out before a point is reached
+
+
+def store_rows(runs: Path) -> dict[str, tuple]:
+    """Every step and item row: key -> (status, attempt, text)."""
+    return {r["key"]: (r["status"], r["attempt"], r["text"])
+            for r in db_rows(runs, "SELECT key, status, attempt, text FROM steps")}
+
+
+def check_point(hit: dict, runs: Path, rows_before: dict, rows_after: dict, attempts_before: int,
+                why: str) -> None:
+    """What a kill at this point must leave: a transaction in flight left nothing, a
+    committed one is all there, an export in flight left the old record.json whole."""
+    event, phase, key = hit["event"], hit["phase"], hit["detail"]
+    attempts = len(db_rows(runs, "SELECT n FROM attempts"))
+    if event in ("step", "item"):
+        if phase == "inside":
+            assert rows_after.get(key) == rows_before.get(key), f"{why}: {key} half-written"
+        elif phase == "after":
+            assert rows_after.get(key) not in (None, rows_before.get(key)), f"{why}: {key} lost"
+    if event == "run":
+        expect = attempts_before if phase != "after" else attempts_before + 1
+        assert attempts == expect, f"{why}: {attempts} attempts recorded, {expect} expected"
+    else:
+        assert attempts == attempts_before + 1, f"{why}: the attempt was not recorded"
+    if event == "end" and phase == "inside":
+        (run,) = db_rows(runs, "SELECT status FROM runs")
+        assert run["status"] == "running", f"{why}: the end of the run half-written"
+        assert all(r[0] == "succeeded" for r in rows_after.values()), why
+    records = list(runs.glob("*/record.json"))
+    for rec in records:
+        json.loads(rec.read_text())  # never torn
+    if event == "export" and phase == "inside":
+        (tmp,) = runs.glob("*/record.json.*.tmp")
+        assert json.loads(tmp.read_text())["run_id"] == tmp.parent.name, why
+
+
+def check_interrupted(runs: Path, why: str) -> None:
+    """After the kill: ``flowrun runs`` / ``show`` and record.json say interrupted."""
+    cli = CliRunner()
+    out = cli.invoke(main, ["runs", "--run-dir", str(runs), "--json"])
+    assert out.exit_code == 0, out.output
+    if not json.loads(out.output):
+        return  # killed before the run was recorded at all
+    assert [r["status"] for r in json.loads(out.output)] == ["interrupted"], why
+    shown = json.loads(cli.invoke(main, ["show", "last", "--run-dir", str(runs), "--json"]).output)
+    assert shown["status"] == "interrupted" and shown["attempts"][-1]["status"] == "interrupted", why
+    assert "running" not in {s["status"] for s in shown["steps"].values()}, why
+    for rec in runs.glob("*/record.json"):
+        assert json.loads(rec.read_text())["status"] == "interrupted", why
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill9_at_random_points_then_resume(tmp_path, emu, zygote):
-    seed = int(os.environ.get("FLOWRUN_KILL_SEED", time.time_ns() % 1_000_000))
-    rng = random.Random(seed)
-    why = f"seed {seed}"
-    emu.faults("", latency_ms=30)
+@pytest.mark.timeout(240)
+def test_kill9_at_store_events_then_resume(tmp_path, emu, zygote):
+    """20 kill -9s, each at a chosen store event (flowrun.crash_points), each followed by
+    a resume: no torn state, completed work never requested or run again, and the final
+    outputs equal an uninterrupted run's."""
+    emu.faults("", latency_ms=10)
     for d in ("base", "work"):
         write(tmp_path / d / "flow.yaml", durable_flow())
         write(tmp_path / d / "tools.py", TOOLS)
@@ -144,63 +222,79 @@ def test_kill9_at_random_points_then_resume(tmp_path, emu, zygote):
 
     work = tmp_path / "work"
     runs = work / "runs"
+    ready = tmp_path / "paused.json"
     segment_of: dict[str, dict] = {}
+    hits: list[str] = []
     before = snapshot(runs)
-    for kill in range(KILLS + 1):
-        last = kill == KILLS
+    attempts_before = 0
+    for kill, point in enumerate(KILL_POINTS):
+        why = f"kill {kill + 1} at {point}"
         seen = len(emu.journal())
+        rows_before = store_rows(runs)
         segment_of[str(kill)] = before
-        env = {"SEGMENT": str(kill)}
-        if kill == 0 or last:  # the real command line, as a user runs it
-            argv = run_argv(work / "flow.yaml", runs, emu.base_url) if kill == 0 else resume_argv(runs, emu.base_url)
-            proc = subprocess.Popen([sys.executable, "-m", "flowrun.cli", *argv], cwd=work,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=cli_env(**env))
-            if last:
-                out, err = proc.communicate(timeout=120)
-                assert proc.returncode == 0, f"{why}: {err}"
-                final = json.loads(out)
-            else:
-                wait_until(lambda: progress(snapshot(runs)) > 0, timeout=60)
-                time.sleep(rng.uniform(0, 0.05))
-                proc.kill()
-                proc.communicate()
+        ready.unlink(missing_ok=True)
+        env = {"SEGMENT": str(kill), "FLOWRUN_TEST_PAUSE_READY": str(ready),
+               "FLOWRUN_TEST_PAUSE_AT": point if point == FALLBACK or point.startswith("end:")
+               else f"{point},{FALLBACK}"}
+        if kill == 0:  # the real command line, as a user runs it
+            proc = subprocess.Popen([sys.executable, "-m", "flowrun.cli",
+                                     *run_argv(work / "flow.yaml", runs, emu.base_url)],
+                                    cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=cli_env(**env))
+            wait_until(lambda: ready.exists() or proc.poll() is not None, timeout=60)
+            proc.kill()
+            _, err = proc.communicate()
+            assert proc.returncode == -9, f"{why}: the run ended by itself: {err[-2000:]}"
         else:
             pid = zygote.start(resume_argv(runs, emu.base_url), work, work / "out.json", env)
-            target = progress(before) + 1
+            ended = None
             try:
-                wait_until(lambda: progress(snapshot(runs)) >= target, timeout=60)
+                wait_until(lambda: ready.exists() or (ended := zygote.poll(pid)) is not None, timeout=60)
             finally:
-                time.sleep(rng.uniform(0, 0.05))  # somewhere in the next piece of work
-                code = zygote.kill9(pid)
-            if code == 0 and kill >= MIN_KILLS:
-                # a fast machine finished the run inside the kill window: that attempt is the
-                # last one (it ran as a resume, like the final attempt would)
-                final = json.loads((work / "out.json").read_text())
-                last = True
-            else:
-                assert code == -9, f"{why}: the run finished after {kill} kills ({code}): " + \
-                    (work / "out.json.err").read_text()[-2000:]
+                code = ended if ended is not None else zygote.kill9(pid)
+            assert code == -9, f"{why}: the run ended by itself ({code}): " + \
+                (work / "out.json.err").read_text()[-2000:]
+        hit = json.loads(ready.read_text())
+        hits.append(f"{hit['event']}:{hit['n']}:{hit['phase']}")
         assert integrity(runs) == "ok", why
         after = snapshot(runs)
+        rows_after = store_rows(runs)
+        check_point(hit, runs, rows_before, rows_after, attempts_before, why)
         posts = [step_keys(e["body"]) for e in emu.journal()[seen:]
                  if e["method"] == "POST" and e["path"].endswith("/responses")]
-        check_segment(before, after, posts, baseline, f"{why}, attempt {kill + 1}")
+        check_segment(before, after, posts, baseline, why)
+        check_interrupted(runs, why)
+        attempts_before = len(db_rows(runs, "SELECT n FROM attempts"))
         before = after
-        if last:
-            kills = kill
-            break
 
-    assert final["status"] == "succeeded", why
-    assert final["outputs"] == expected["outputs"], why
+    # every point was reached where it was meant to be (none fell back to the run's end)
+    assert hits == KILL_POINTS, "\n".join(f"{a} -> {b}" for a, b in zip(KILL_POINTS, hits))
+
+    # the last attempt: `flowrun resume last`, as a user runs it
+    seen = len(emu.journal())
+    proc = subprocess.run([sys.executable, "-m", "flowrun.cli", *resume_argv(runs, emu.base_url)],
+                          cwd=work, capture_output=True, text=True, timeout=120,
+                          env=cli_env(SEGMENT=str(KILLS)))
+    assert proc.returncode == 0, proc.stderr
+    final = json.loads(proc.stdout)
+    assert [e for e in emu.journal()[seen:] if e["method"] == "POST"] == []  # all was done
+    assert final["status"] == "succeeded"
+    assert final["outputs"] == expected["outputs"]
     assert {k: v["status"] for k, v in final["steps"].items()} == {k: "succeeded" for k in expected["steps"]}
+    # completed work was never requested again: every request of the whole soak, counted
+    posts = sum(1 for e in emu.journal() if e["method"] == "POST" and e["path"].endswith("/responses"))
+    soak = posts - sum(baseline.values())  # the uninterrupted run's are the first
+    assert sum(baseline.values()) <= soak <= sum(baseline.values()) + KILLS * int(CONCURRENCY)
     # tool calls: each ran once, except one in flight at a kill (run again on resume)
     for line in (work / "calls.log").read_text().splitlines():
         segment, tag = line.split()
-        assert tag_key(tag) not in segment_of[segment]["calls"], f"{why}: completed call {tag} ran again"
+        assert tag_key(tag) not in segment_of[segment]["calls"], f"completed call {tag} ran again"
     attempts = db_rows(runs, "SELECT n, status FROM attempts ORDER BY n")
-    assert len(attempts) == kills + 1 and attempts[-1]["status"] == "succeeded"
-    assert {a["status"] for a in attempts[:-1]} == {"interrupted"}, why
+    assert len(attempts) == KILLS and attempts[-1]["status"] == "succeeded"  # one start rolled back
+    assert {a["status"] for a in attempts[:-1]} == {"interrupted"}
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert json.loads((run_dir / "record.json").read_text())["status"] == "succeeded"
+    assert list(run_dir.rglob("*.tmp")) == []  # exports cut short were cleared
 
 
 def test_background_response_is_reattached_not_created_again(tmp_path, emu, zygote):
@@ -210,13 +304,44 @@ def test_background_response_is_reattached_not_created_again(tmp_path, emu, zygo
           slow: {input: "Think hard", background: true, poll_interval: 0.05}
     """)
     runs = tmp_path / "runs"
-    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json")
+    ready = tmp_path / "paused.json"
+    # killed right after the background response's id is stored, while it is in progress
+    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json",
+                       {"FLOWRUN_TEST_PAUSE_AT": "turn:1:after", "FLOWRUN_TEST_PAUSE_READY": str(ready)})
     try:
-        (row,) = wait_until(lambda: db_rows(runs, "SELECT * FROM turns WHERE status='pending'"))
+        wait_until(lambda: ready.exists(), timeout=60)
     finally:
         assert zygote.kill9(pid) == -9
+    (row,) = db_rows(runs, "SELECT * FROM turns")
+    assert row["status"] == "pending"
     assert len(emu.bodies("slow")) == 1
     again = resume_here(emu, runs)
     assert again.status == "succeeded" and again.steps["slow"].result.response_id == row["response_id"]
     assert len(emu.bodies("slow")) == 1  # polled, not created again
     assert f"/v1/responses/{row['response_id']}" in emu.paths("GET")
+
+
+def test_streamed_background_response_is_reattached_by_its_stream(tmp_path, emu, zygote):
+    write(tmp_path / "flow.yaml", """
+        name: bg-stream
+        steps:
+          slow: {input: "Think hard", background: true, stream: true}
+    """)
+    runs = tmp_path / "runs"
+    ready = tmp_path / "paused.json"
+    # killed right after the response id is stored (its first stream event), mid-stream
+    pid = zygote.start(run_argv(tmp_path / "flow.yaml", runs, emu.base_url), tmp_path, tmp_path / "out.json",
+                       {"FLOWRUN_TEST_PAUSE_AT": "turn:1:after", "FLOWRUN_TEST_PAUSE_READY": str(ready)})
+    try:
+        wait_until(lambda: ready.exists(), timeout=60)
+    finally:
+        assert zygote.kill9(pid) == -9
+    (row,) = db_rows(runs, "SELECT * FROM turns")
+    assert row["status"] == "pending" and row["response_id"].startswith("resp_")
+    assert len(emu.bodies("slow")) == 1
+    again = resume_here(emu, runs)
+    assert again.status == "succeeded" and again.steps["slow"].result.response_id == row["response_id"]
+    assert again.steps["slow"].result.text == "[emulator] turn 1: Think hard"
+    assert len(emu.bodies("slow")) == 1  # its stream was followed again, not created again
+    streamed = [e for e in emu.journal() if e["method"] == "GET" and row["response_id"] in e["path"]]
+    assert streamed and "stream=true" in streamed[-1].get("query", "") + streamed[-1]["path"]

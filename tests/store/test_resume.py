@@ -185,3 +185,137 @@ def test_chain_rebuilt_from_stored_items_when_the_service_lost_the_response(tmp_
     assert emu.bodies("a") == []
     note = record(again)["steps"]["b"]["chain_rebuilt"][0]
     assert a_id in note and "manual chaining" in note
+
+
+def conversations_created(emu) -> int:
+    return sum(1 for p in emu.paths("POST") if p.rstrip("/").endswith("/conversations"))
+
+
+def test_resume_goes_on_in_the_run_wide_conversation(tmp_path, emu):
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "not now"}}, "second"]}})
+    first = run_flow(tmp_path, emu, """
+        name: shared
+        defaults: {conversation: new}
+        steps:
+          a: {input: "Remember 42"}
+          b: {input: "What number?", needs: [a]}
+    """)
+    assert first.status == "failed" and conversations_created(emu) == 1
+    conv = first.steps["a"].result.conversation_id
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded"
+    assert conversations_created(emu) == 0  # not created again
+    (body,) = emu.bodies("b")
+    assert body["conversation"] == conv and again.steps["b"].result.conversation_id == conv
+    assert emu.bodies("a") == []
+
+
+def test_resumed_tool_loop_goes_on_in_its_own_conversation(tmp_path, emu):
+    write(tmp_path / "tools.py", TOOLS)
+    emu.script({"steps": {"work": [
+        {"function_calls": [{"name": "count", "arguments": {"n": 1}}]},
+        {"function_calls": [{"name": "block", "arguments": {"n": 2}}]},
+        "all done",
+    ]}})
+    flow = """
+        name: own
+        tools:
+          count: {python: tools:count}
+          block: {python: tools:block}
+        steps:
+          work: {input: "Go", tools: [count, block], conversation: new}
+    """
+
+    def cancel_when_blocked(coro):
+        async def go():
+            task = asyncio.ensure_future(coro)
+            while not (tmp_path / "blocked").exists():
+                await asyncio.sleep(0.01)
+            task.cancel()
+            try:
+                return await task
+            except Cancelled as exc:
+                return exc.result
+        return asyncio.run(go())
+
+    first = run_flow(tmp_path, emu, flow, runner=cancel_when_blocked)
+    assert first.status == "cancelled" and conversations_created(emu) == 1
+    conv = emu.bodies("work")[0]["conversation"]
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and again.steps["work"].result.text == "all done"
+    assert conversations_created(emu) == 0
+    (body,) = emu.bodies("work")  # turns 0 and 1 replayed from the store
+    assert body["conversation"] == conv and again.steps["work"].result.conversation_id == conv
+    assert (tmp_path / "count.log").read_text().count("called") == 1
+
+
+def test_resume_cli_by_run_directory_with_the_run_exit_codes(tmp_path, emu):
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "nope"}},
+                                {"error": {"status": 400, "message": "still no"}}, "expanded"]}})
+    first = run_flow(tmp_path, emu, CHAIN)
+    assert first.status == "failed"
+    argv = ["resume", str(first.run_dir), "--provider", "emulator", "--base-url", emu.base_url,
+            "--json", "--run-dir", str(tmp_path / "elsewhere")]  # the directory names its store
+    cli = CliRunner()
+    failed = cli.invoke(main, argv)
+    assert failed.exit_code == 1, failed.output
+    out = json.loads(failed.output)
+    assert (out["run_id"], out["status"]) == (first.run_id, "failed") and "still no" in out["error"]
+    done = cli.invoke(main, argv)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["status"] == "succeeded"
+    attempts = db_rows(tmp_path / "runs", "SELECT n, status FROM attempts ORDER BY n")
+    assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
+
+
+def test_secrets_come_from_the_environment_again_and_are_never_stored(tmp_path, emu, monkeypatch):
+    token = "sk-resume-" + "7" * 24
+    monkeypatch.setenv("API_TOKEN", token)
+    emu.script({"steps": {"b": [{"error": {"status": 400, "message": "nope"}}, "fine"]}})
+    first = run_flow(tmp_path, emu, """
+        name: secret-resume
+        secrets: [API_TOKEN]
+        steps:
+          a: {input: "Use {{ secrets.API_TOKEN }} for a"}
+          b: {input: "Use {{ secrets.API_TOKEN }} for b", needs: [a]}
+    """)
+    assert first.status == "failed"
+    monkeypatch.delenv("API_TOKEN")
+    with pytest.raises(UsageError) as err:  # not stored: without it, no resume
+        resume_here(emu, tmp_path / "runs")
+    assert "API_TOKEN" in str(err.value) and token not in err.value.format()
+    monkeypatch.setenv("API_TOKEN", token)
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and posted(emu) == ["b"]
+    assert token in emu.bodies("b")[0]["input"]  # sent to the service, from the environment
+    runs = tmp_path / "runs"
+    stored = b"".join(p.read_bytes() for p in runs.rglob("*") if p.is_file())
+    assert token.encode() not in stored and token[:14].encode() not in stored
+
+
+def test_resume_reuses_a_completed_steps_artifacts(tmp_path, emu):
+    emu.script({"steps": {"look": [{"error": {"status": 400, "message": "not yet"}}, "a lighthouse"]}})
+    first = run_flow(tmp_path, emu, """
+        name: art
+        steps:
+          gen: {input: Draw a red lighthouse., tools: [image_generation]}
+          look: {input: [{text: "Describe"}, {image: "{{ steps.gen.images[0] }}"}]}
+        outputs: {image: "{{ steps.gen.images[0] }}", look: "{{ steps.look.text }}"}
+    """)
+    assert first.status == "failed" and first.steps["gen"].status == "succeeded"
+    (image,) = first.steps["gen"].result.images
+    (row,) = db_rows(tmp_path / "runs", "SELECT key, path, attempt FROM artifacts")
+    assert (row["key"], row["path"], row["attempt"]) == ("gen", image, 1)
+    data = open(image, "rb").read()
+    emu.server.emulator.journal.clear()
+    again = resume_here(emu, tmp_path / "runs")
+    assert again.status == "succeeded" and posted(emu) == ["look"]  # gen: zero requests
+    assert again.outputs == {"image": image, "look": "a lighthouse"}
+    assert open(image, "rb").read() == data
+    sent = [part for item in emu.bodies("look")[0]["input"] for part in item.get("content", [])
+            if isinstance(part, dict) and part.get("type") == "input_image"]
+    assert len(sent) == 1  # the stored image went to the resumed step
+    assert record(again)["steps"]["gen"]["images"] == [image]
