@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,9 @@ class RowWorker:
             self._slots = asyncio.Semaphore(self.setup["concurrency"])
         notices = _Notices()
         # where the row's artifacts go: the shared directory's run directory, or a scratch
-        # directory of its own (sent back, then removed)
+        # directory of its own (made on the first artifact, sent back, then removed)
         run_dir = (Path(self.shared) / self.setup["run_id"] if self.shared
-                   else Path(tempfile.mkdtemp(prefix="flowrun-row-artifacts-"))).resolve()
+                   else Path(tempfile.gettempdir()) / f"flowrun-row-artifacts-{uuid.uuid4().hex}").resolve()
         assert self._slots is not None
         try:
             outcome = await execute_row(self.plan, self._client, run_dir, self.setup["run_id"], number,
