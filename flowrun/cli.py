@@ -233,6 +233,17 @@ def schema(tests: bool) -> None:
               help="Requests per minute for the whole run (every step and row).")
 @click.option("--tpm", type=click.FloatRange(min=0, min_open=True),
               help="Tokens per minute for the whole run (every step and row).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
+              help="With --dataset: run the rows in this process (local, the default) or on a "
+                   "Ray cluster (ray; pip install 'flowrun[ray]').")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray: the cluster (default: $RAY_ADDRESS, else a local Ray instance).")
+@click.option("--workers", type=click.IntRange(1),
+              help="With --engine ray: worker actors (default: one per CPU of the cluster); "
+                   "--max-concurrency is per worker.")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False),
+              help="With --engine ray: a directory every node shares; workers write artifacts "
+                   "there (default: sent back to the driver's run directory).")
 @click.option("--cache/--no-cache", default=None,
               help="Use the step cache for every step (steps with function, command, flow or "
                    "MCP tools only with cache: true), or for none (default: as the flow's "
@@ -251,7 +262,8 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
         base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
         emulator_script: str | None, interactive: bool | None, record: str | None,
         replay: str | None, dataset: str | None, results: str | None, maps: tuple[str, ...],
-        rpm: float | None, tpm: float | None, cache: bool | None, batch: bool,
+        rpm: float | None, tpm: float | None, engine: str | None, ray_address: str | None,
+        workers: int | None, artifacts_dir: str | None, cache: bool | None, batch: bool,
         batch_deployment: str | None, detach: bool, report: str | None,
         prices_file: str | None) -> None:
     """Run a flow. Exit code: 0 succeeded, 1 a step (or a dataset row) failed, 2 invalid
@@ -272,13 +284,19 @@ def run(flow: str, assignments: tuple[str, ...], inputs_file: str | None, provid
 
     if dataset is None and (results or maps or batch):
         raise UsageError("--results, --map and --batch go with --dataset FILE")
+    if dataset is None and (engine or ray_address or workers or artifacts_dir):
+        raise UsageError("--engine, --ray-address, --workers and --artifacts-dir go with --dataset FILE",
+                         hint="a single run runs in this process; give --dataset FILE to spread rows over Ray")
     if dataset is not None:
         if record or replay:
             raise UsageError("--record and --replay are for single runs, not --dataset")
+        from .dataset.engines import engine_settings
         from .dataset.launch import run_dataset
 
+        chosen = engine_settings(engine, ray_address, workers, artifacts_dir)
         outcome = run_dataset(flow, dataset, results, maps, assignments, inputs_file, provider,
                               base_url, as_json, max_concurrency, run_dir, emulator_script, rpm, tpm,
+                              engine=None if chosen["name"] == "local" else chosen,
                               batch=batch, batch_deployment=batch_deployment, detach=detach)
         report_after(outcome, report, prices_file)
         click.echo(dumps(outcome.to_json(), default=str) if as_json else outcome.outputs["results"])

@@ -39,12 +39,17 @@ RUN_DIR_HELP = "The runs directory (it holds flowrun.db)."
 @click.option("--retry-failed", is_flag=True,
               help="A dataset run: also run the rows that failed again (default: only the rows "
                    "that did not finish).")
+@click.option("--ray-address", metavar="ADDR",
+              help="A dataset run on Ray: the cluster to finish it on (default: the one it started on).")
+@click.option("--workers", type=click.IntRange(1),
+              help="A dataset run on Ray: worker actors (default: as the run started).")
 @otel_options
 @report_option
 def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
            base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
            emulator_script: str | None, interactive: bool | None, allow_changes: bool,
-           retry_failed: bool, report: str | None, prices_file: str | None) -> None:
+           retry_failed: bool, ray_address: str | None, workers: int | None, report: str | None,
+           prices_file: str | None) -> None:
     """Finish a failed, cancelled or killed run, reusing what completed.
 
     RUN is a run id (or a unique prefix), `last`, or a run directory. Failed, cancelled,
@@ -58,7 +63,8 @@ def resume(run: str, assignments: tuple[str, ...], inputs_file: str | None, prov
     from .resume import resume_run
 
     result = resume_run(run, run_dir, assignments, inputs_file, provider, base_url, as_json,
-                        max_concurrency, emulator_script, interactive, allow_changes, retry_failed)
+                        max_concurrency, emulator_script, interactive, allow_changes, retry_failed,
+                        ray_address=ray_address, workers=workers)
     from .cli_report import report_after
 
     report_after(result, report, prices_file)

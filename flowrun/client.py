@@ -142,7 +142,7 @@ def _dump(obj: Any) -> dict[str, Any]:
 class ResponsesClient:
     """Async access to the Responses, Files and Containers APIs of one provider.
 
-    ``budget``: a rate budget (:class:`flowrun.ratelimit.RateBudget`) every model request
+    ``budget``: a rate budget (:class:`flowrun.ratelimit.Budget`) every model request
     passes before it is sent and reports back to (usage, ``x-ratelimit-*`` headers, 429s);
     None sends at once."""
 

@@ -20,6 +20,11 @@ tokens bucket by the real ``usage`` and reads the service's ``x-ratelimit-*`` he
 (so the run slows down before a 429, not after), and ``remaining 0`` pauses the pool
 until ``reset-*``. A 429 that still happens pauses the pool for its ``Retry-After``.
 
+The seam is :class:`Budget` (what the client calls); :class:`RateBudget` keeps the
+buckets in this process. The budget works on an :class:`Ask` (a request's model and
+size), not on the request itself, so a budget held elsewhere (one Ray actor for a
+whole cluster, :mod:`flowrun.ray_engine.budget`) is asked with a few numbers.
+
 A request that had to wait tells the observer in :data:`budget_waits` (a context
 variable the step sets around its model call, so the run store can record the wait).
 """
@@ -151,6 +156,49 @@ class Bucket:
         self.level = min(self.level, fraction * self.capacity)
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What the budget needs of a request: its model and estimated size."""
+
+    model: str
+    input_tokens: int  # the input's size as :func:`input_tokens` counts it
+    max_output_tokens: int | None = None
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> "Ask":
+        out = params.get("max_output_tokens")
+        return cls(str(params.get("model") or ""), input_tokens(params),
+                   out if isinstance(out, int) and not isinstance(out, bool) else None)
+
+
+def rate_headers(headers: Any) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of a response, as a plain dict."""
+    if headers is None:
+        return {}
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+
+
+class Budget:
+    """The rate budget seam the client calls: :meth:`acquire` before a request is sent,
+    :meth:`settle` or :meth:`failed` after. ``active``: limits were configured (not only
+    learned from headers)."""
+
+    active: bool = False
+
+    async def acquire(self, params: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def settle(self, ticket: Any, headers: Any = None, usage: Mapping[str, Any] | None = None,
+               params: Mapping[str, Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def failed(self, ticket: Any, error: Any) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 @dataclass
 class Pool:
     """The buckets of one model (or of all): requests and tokens, either may be absent."""
@@ -164,10 +212,10 @@ class Pool:
     output_mean: float = float(DEFAULT_OUTPUT_TOKENS)
     settled: int = 0
 
-    def estimate(self, params: Mapping[str, Any]) -> int:
-        out = params.get("max_output_tokens")
-        out_tokens = float(out) if isinstance(out, int) else self.output_mean
-        return int(math.ceil(input_tokens(params) * self.ratio + out_tokens))
+    def estimate(self, ask: Ask) -> int:
+        out = ask.max_output_tokens
+        out_tokens = float(out) if out is not None else self.output_mean
+        return int(math.ceil(ask.input_tokens * self.ratio + out_tokens))
 
 
 @dataclass
@@ -178,9 +226,10 @@ class Ticket:
     pool: Pool
     tokens: int
     sent_at: float = field(default_factory=time.monotonic)
+    ask: Ask | None = None
 
 
-class RateBudget:
+class RateBudget(Budget):
     """Requests and tokens per minute for a run, per model or shared.
 
     ``rpm`` / ``tpm``: the shared limits (None: none, unless the service's headers give
@@ -221,11 +270,15 @@ class RateBudget:
 
     # -- before and after a request ------------------------------------------------------
     async def acquire(self, params: Mapping[str, Any]) -> Ticket:
-        model = str(params.get("model") or "")
+        return await self.admit(Ask.of(params))
+
+    async def admit(self, ask: Ask) -> Ticket:
+        """Wait until ``ask``'s pool has a request and its estimated tokens; take them."""
+        model = ask.model
         pool = self.pool(model)
         if pool.lock is None:
             pool.lock = asyncio.Lock()
-        estimate = pool.estimate(params)
+        estimate = pool.estimate(ask)
         started = self.clock()
         wall = time.time()
         async with pool.lock:  # first come, first served
@@ -247,7 +300,7 @@ class RateBudget:
         observer = budget_waits.get()
         if observer is not None and waited >= WAIT_WORTH_NOTING:
             observer(wall, waited, model)
-        return Ticket(model, pool, estimate, self.clock())
+        return Ticket(model, pool, estimate, self.clock(), ask)
 
     def settle(self, ticket: Ticket, headers: Any = None, usage: Mapping[str, Any] | None = None,
                params: Mapping[str, Any] | None = None) -> None:
@@ -258,35 +311,37 @@ class RateBudget:
             self.tokens_used += total
             if pool.tokens is not None:
                 pool.tokens.give(ticket.tokens - total)
-            self._learn(pool, usage, params)
+            self._learn(pool, usage, ticket.ask.input_tokens if ticket.ask is not None
+                        else (input_tokens(params) if params is not None else None))
         if headers is not None:
             self._follow(pool, headers)
 
     def failed(self, ticket: Ticket, error: Any) -> None:
         """The request failed; a 429 pauses the pool for its Retry-After (1 s if none)."""
-        status = getattr(error, "status", None)
+        self.refused(ticket, getattr(error, "status", None), getattr(error, "retry_after", None))
+
+    def refused(self, ticket: Ticket, status: int | None, retry_after: float | None) -> None:
+        """:meth:`failed`, told the error's status and ``Retry-After`` seconds."""
         if status == 429:
             self.rejected += 1
-            wait = getattr(error, "retry_after", None)
+            wait = retry_after
             ticket.pool.paused_until = max(ticket.pool.paused_until, self.clock() + (wait or 1.0))
             if ticket.pool.tokens is not None:
                 ticket.pool.tokens.give(ticket.tokens)
         elif ticket.pool.tokens is not None:
             ticket.pool.tokens.give(ticket.tokens)  # nothing was generated
 
-    def _learn(self, pool: Pool, usage: Mapping[str, Any], params: Mapping[str, Any] | None) -> None:
+    def _learn(self, pool: Pool, usage: Mapping[str, Any], guess: int | None) -> None:
         pool.settled += 1
         weight = max(0.05, 1.0 / pool.settled)
         out = usage.get("output_tokens")
         if isinstance(out, int):
             pool.output_mean += weight * (out - pool.output_mean)
         inp = usage.get("input_tokens")
-        if isinstance(inp, int) and params is not None:
-            guess = input_tokens(params)
-            if guess > 0:
-                # lean high: an underestimate risks a 429, an overestimate only waits
-                observed = min(8.0, max(0.25, inp / guess))
-                pool.ratio = max(observed, pool.ratio + weight * (observed - pool.ratio))
+        if isinstance(inp, int) and guess and guess > 0:
+            # lean high: an underestimate risks a 429, an overestimate only waits
+            observed = min(8.0, max(0.25, inp / guess))
+            pool.ratio = max(observed, pool.ratio + weight * (observed - pool.ratio))
 
     def _follow(self, pool: Pool, headers: Any) -> None:
         now = self.clock()

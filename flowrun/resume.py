@@ -109,6 +109,8 @@ def resume_run(
     interactive: bool | None = None,
     allow_changes: bool = False,
     retry_failed: bool = False,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> Any:
     """Resume run ``ref``; returns its :class:`~flowrun.runner.RunResult` (a dataset run's
     :class:`~flowrun.dataset.DatasetResult`; ``retry_failed`` re-runs its failed rows)."""
@@ -124,11 +126,22 @@ def resume_run(
     from .dataset.state import dataset_of
 
     dataset = dataset_of(db, row["id"])
+    if dataset is None and (ray_address or workers):
+        db.close()
+        raise UsageError("--ray-address and --workers go with a dataset run on Ray")
     if dataset is not None:
         from .dataset.launch import resume_dataset
 
+        engine = dataset["settings"].get("engine")
+        if ray_address or workers:
+            if not engine or engine.get("name") != "ray":
+                db.close()
+                raise UsageError(f"run {row['id']} did not run on Ray: --ray-address and --workers "
+                                 "go with a dataset run on Ray")
+            engine = {**engine, **({"address": ray_address} if ray_address else {}),
+                      **({"workers": workers} if workers else {})}
         return resume_dataset(db, row, dataset, provider, base_url, as_json, max_concurrency,
-                              emulator_script, allow_changes, retry_failed)
+                              emulator_script, allow_changes, retry_failed, engine=engine)
     root = db.path.parent
     try:
         run_id, status, flow_path, plan = resumable(row)

@@ -5,6 +5,12 @@ Data flow: rows (:mod:`.rows`, streamed) -> a bounded window of rows in flight (
 its steps sharing the run's concurrency slots and rate budget) -> as each row finishes:
 its row in the store (:mod:`.state`), then its line in the results file.
 
+The engine seam is :meth:`DatasetRunner.execute` (one row's inputs in, a
+:class:`RowOutcome` out; here :func:`execute_row` in this process) with
+:meth:`~DatasetRunner.open` / :meth:`~DatasetRunner.close` around the run; the Ray engine
+(:mod:`flowrun.ray_engine`) overrides them and keeps everything else: the window, the
+store rows, the results lines.
+
 Flat memory: nothing is kept per finished row; a row's run (its steps, responses and
 record) is dropped as soon as its line is written. A row's responses are not saved as
 files (its results line and store row are its record); images and files it makes are
@@ -103,6 +109,7 @@ class DatasetResult:
     duration_s: float = 0.0
     rate: dict[str, Any] | None = None
     batches: dict[str, Any] | None = None  # batch mode: batches created, re-attached, left running
+    engine: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -125,6 +132,8 @@ class DatasetResult:
             out["rate_limits"] = self.rate
         if self.batches is not None:
             out["batches"] = self.batches
+        if self.engine:
+            out["engine"] = self.engine
         if self.error:
             out["error"] = self.error
         return out
@@ -146,6 +155,36 @@ def row_summary(result: Any, where: str) -> tuple[str, Any, dict[str, int], str 
         add_usage(usage, o.usage)
         steps[sid] = {"status": o.status, **({"response_id": o.response_id} if o.response_id else {})}
     return result.status, result.outputs, usage, error, steps
+
+
+@dataclass
+class RowOutcome:
+    """What one row's run of the flow gave: the parts of its results line."""
+
+    status: str
+    outputs: Any = None
+    usage: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+async def execute_row(plan: Plan, client: Any, run_dir: Path, run_id: str, number: int,
+                      inputs: dict[str, Any], where: str, redactor: Redactor, slots: asyncio.Semaphore,
+                      hooks: RunHooks) -> RowOutcome | None:
+    """One row's run of the flow on ``client`` (artifacts under ``run_dir/rows/<n>/``);
+    a flow error fails the row, never the dataset. None: cancelled before it finished."""
+    store = RowStore(run_dir, run_id, number, redactor)
+    ctx = RunContext(plan=plan, client=client, store=store, redactor=redactor, inputs=inputs,
+                     hooks=hooks, slots=slots)
+    try:
+        result = await RowRunner(ctx).run()
+    except asyncio.CancelledError:
+        return None
+    except FlowrunError as exc:
+        return RowOutcome(FAILED, {}, error=f"{where}: {exc}")
+    except Exception as exc:  # a bug: the row fails, the others go on
+        return RowOutcome(FAILED, {}, error=f"{where}: {internal_error(exc)}")
+    return RowOutcome(*row_summary(result, where))
 
 
 @dataclass
@@ -171,8 +210,10 @@ class DatasetRunner:
                  hooks: DatasetHooks | None = None, attempt: int = 1, skip: Callable[[int], bool] | None = None,
                  environ_cwd: Path | None = None):
         self.spec, self.client, self.db = spec, client, db
+        self.budget = getattr(client, "budget", None)
         self.run_id, self.run_dir, self.results_path = run_id, run_dir, results
         self.redactor = redactor
+        self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.window = window or max(2 * concurrency, concurrency + 4)
         self.hooks = hooks or DatasetHooks()
@@ -182,6 +223,18 @@ class DatasetRunner:
         self.usage: dict[str, int] = {}
         self.cancelled = False
         self._out: Any = None
+
+    # -- the engine --------------------------------------------------------------------
+    async def open(self) -> None:
+        """Before the first row (another engine starts its workers here)."""
+
+    async def close(self) -> None:
+        """After the last row, also when cancelled."""
+        await self.client.close()
+
+    def engine_info(self) -> dict[str, Any] | None:
+        """What ``--json`` says of the engine (None: the local one, nothing to say)."""
+        return None
 
     # -- one row ------------------------------------------------------------------------
     def _inputs(self, row: Row) -> dict[str, Any]:
@@ -193,36 +246,28 @@ class DatasetRunner:
 
     async def run_row(self, row: Row) -> None:
         inputs: dict[str, Any] = {}
-        outputs: Any = {}
-        usage: dict[str, int] = {}
-        steps: dict[str, Any] = {}
         where = f"{self.spec.source.name}:{row.line}: row {row.number}"
         error = row.error
-        status = FAILED
         if error is None:
             try:
                 inputs = self._inputs(row)
             except (ValueError, UsageError) as exc:
                 error = f"{where}: {exc}"
                 inputs = {k: v for k, v in (row.values or {}).items()}
-        if error is None:
-            store = RowStore(self.run_dir, self.run_id, row.number, self.redactor)
-            ctx = RunContext(plan=self.spec.plan, client=self.client, store=store, redactor=self.redactor,
-                             inputs=inputs, hooks=_RowHooks(self.hooks, row.number), slots=self.slots)
-            runner = RowRunner(ctx)
-            try:
-                result = await runner.run()
-            except asyncio.CancelledError:
-                return  # not finished: no row in the store, a resume runs it
-            except FlowrunError as exc:
-                result = None
-                error = f"{where}: {exc}"
-            except Exception as exc:  # a bug: the row fails, the others go on
-                result = None
-                error = f"{where}: {internal_error(exc)}"
-            if result is not None:
-                status, outputs, usage, error, steps = row_summary(result, where)
-        self._finish(row.number, status, inputs, outputs, usage, error, steps)
+        if error is not None:
+            self._finish(row.number, FAILED, inputs, {}, {}, error, {})
+            return
+        outcome = await self.execute(row.number, inputs, where)
+        if outcome is None:
+            return  # not finished: no row in the store, a resume runs it
+        self._finish(row.number, outcome.status, inputs, outcome.outputs, outcome.usage, outcome.error,
+                     outcome.steps)
+
+    async def execute(self, number: int, inputs: dict[str, Any], where: str) -> "RowOutcome | None":
+        """Run the flow for one row's inputs (the engine seam: here, in this process).
+        None: cancelled before it finished."""
+        return await execute_row(self.spec.plan, self.client, self.run_dir, self.run_id, number, inputs,
+                                 where, self.redactor, self.slots, _RowHooks(self.hooks, number))
 
     def _finish(self, number: int, status: str, inputs: dict[str, Any], outputs: Any,
                 usage: dict[str, int], error: str | None, steps: dict[str, Any]) -> None:

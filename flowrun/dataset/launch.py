@@ -4,8 +4,10 @@ Ctrl-C handling, and return the :class:`~.engine.DatasetResult`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from ..secrets import Redactor, looks_like_credential
 from ..store import RunStore, flow_hash, new_run_id
 from . import state
 from .engine import DatasetHooks, DatasetResult, DatasetRunner, DatasetSpec
+from .engines import make_runner
 from .rows import csv_header, detect_format, parse_mapping, read_rows
 
 DEFAULT_CONCURRENCY = 16
@@ -83,15 +86,6 @@ def _hooks(as_json: bool, batch: bool = False) -> DatasetHooks:
     return DatasetProgress()
 
 
-def _batch_settings(cfg: Any, batch: dict[str, Any] | None) -> Any:
-    """Batch mode's settings (None: the local engine), from what the run was started with."""
-    if batch is None:
-        return None
-    from ..batch import BatchSettings
-
-    return BatchSettings.for_provider(cfg.kind, batch.get("deployment"), bool(batch.get("detach")))
-
-
 def _budget(rpm: float | None, tpm: float | None, plan: Plan) -> Any:
     from ..launch import run_budget
 
@@ -102,50 +96,42 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
              db: RunDB, run_id: str, run_dir: Path, results: Path, redactor: Redactor,
              concurrency: int, hooks: DatasetHooks, budget: Any, attempt: int,
              skip: Any = None, kept: Any = (), done: int = 0,
+             engine: dict[str, Any] | None = None, as_json: bool = False,
              batch: dict[str, Any] | None = None) -> DatasetResult:
+    """Run the rows on ``engine`` (``batch``: through the Batch API). Under ``--json`` stdout is the one JSON object: what
+    the flow's Python tools (and Ray's driver) print goes to stderr."""
     from ..launch import _run_with_interrupts, provider_endpoint
 
     with provider_endpoint(cfg, flow, emulator_script) as endpoint:
-        from ..client import ResponsesClient
-
-        db.start_run(run_id, flow_name=plan.flow.name,
-                     flow_path=str(plan.file.path.resolve()) if plan.file.path else None,
-                     flow_hash=flow_hash(plan.file.text), flow_text=plan.file.text, inputs=spec.shared,
-                     provider=endpoint.describe(), run_dir=str(run_dir), attempt=attempt,
-                     note=None if attempt == 1 else "resumed a dataset run")
-        from ..durable import save_outline
-
-        save_outline(db, run_id, plan)
-
         started = time.monotonic()
 
         async def main() -> DatasetResult:
-            client = ResponsesClient(endpoint)
-            client.budget = budget
-            settings = _batch_settings(endpoint, batch)
-            if settings is None:
-                runner = DatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
-                                       concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip)
-            else:
-                from ..batch import BatchDatasetRunner
-
-                runner = BatchDatasetRunner(spec, client, db, run_id, run_dir, results, redactor,
-                                            concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip,
-                                            settings=settings)
-            hooks.on_dataset_start(run_id, str(run_dir), spec.total, done)
+            runner = make_runner(engine, spec, endpoint, budget, db, run_id, run_dir, results, redactor,
+                                 concurrency=concurrency, hooks=hooks, attempt=attempt, skip=skip,
+                                 batch=batch)
             try:
+                await runner.open()
+                db.start_run(run_id, flow_name=plan.flow.name,
+                             flow_path=str(plan.file.path.resolve()) if plan.file.path else None,
+                             flow_hash=flow_hash(plan.file.text), flow_text=plan.file.text, inputs=spec.shared,
+                             provider=endpoint.describe(), run_dir=str(run_dir), attempt=attempt,
+                             note=None if attempt == 1 else "resumed a dataset run")
+                from ..durable import save_outline
+
+                save_outline(db, run_id, plan)
+                hooks.on_dataset_start(run_id, str(run_dir), spec.total, done)
                 status, error, _ = await runner.run(iter(kept))
             finally:
-                await client.close()
-            return _end(db, run_id, attempt, status, error, spec, run_dir, results, runner, budget,
+                await runner.close()
+            return _end(db, run_id, attempt, status, error, spec, run_dir, results, runner,
                         time.monotonic() - started)
 
-        return _run_with_interrupts(main())
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            return _run_with_interrupts(main())
 
 
 def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, spec: DatasetSpec,
-         run_dir: Path, results: Path, runner: DatasetRunner, budget: Any,
-         duration: float) -> DatasetResult:
+         run_dir: Path, results: Path, runner: DatasetRunner, duration: float) -> DatasetResult:
     done = state.counts(db, run_id)
     if status == SUCCEEDED and done["failed"]:
         status = FAILED
@@ -157,7 +143,8 @@ def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, s
     result = DatasetResult(run_id, status, run_dir, results, spec.total, done["succeeded"], done["failed"],
                            max(0, skipped), usage=state.usage_of(done), error=error,
                            duration_s=duration,
-                           rate=budget.describe() if budget is not None and budget.active else None)
+                           rate=runner.budget.describe() if runner.budget is not None and runner.budget.active
+                           else None, engine=runner.engine_info())
     result.reused = done["succeeded"] + done["failed"] - sum(runner.counts.values())
     if hasattr(runner, "describe"):
         result.batches = runner.describe()
@@ -173,11 +160,15 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
                 assignments: tuple[str, ...], inputs_file: str | None, provider: str | None,
                 base_url: str | None, as_json: bool, max_concurrency: int | None, run_dir: str,
                 emulator_script: str | None, rpm: float | None, tpm: float | None,
-                batch: bool = False, batch_deployment: str | None = None,
-                detach: bool = False) -> DatasetResult:
-    """``flowrun run FLOW --dataset FILE`` (``batch``: through the Batch API)."""
+                engine: dict[str, Any] | None = None, batch: bool = False,
+                batch_deployment: str | None = None, detach: bool = False) -> DatasetResult:
+    """``flowrun run FLOW --dataset FILE``; ``engine``: :func:`~.engines.engine_settings`
+    (None: local); ``batch``: through the Batch API."""
     plan = load_plan(flow)
     if batch:
+        if engine is not None and engine.get("name") != "local":
+            raise UsageError("--batch and --engine ray do not go together",
+                             hint="the Batch API runs the rows on the service; drop one of them")
         from ..batch import check_batchable
 
         check_batchable(plan)
@@ -205,10 +196,12 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
         state.save_dataset(db, run_id, source=str(spec.source), fmt=spec.format,
                            digest=state.file_digest(spec.source), mapping=spec.mapping, shared=spec.shared,
                            results=str(out), settings={"rpm": rpm, "tpm": tpm, "concurrency": concurrency,
-                                                       "inputs_file": from_file, "batch": batch_info},
+                                                       "inputs_file": from_file, "engine": engine,
+                                                       "batch": batch_info},
                            total=spec.total)
         return _execute(plan, cfg, flow, emulator_script, spec, db, run_id, run_store.dir, out, redactor,
-                        concurrency, _hooks(as_json, batch), budget, 1, batch=batch_info)
+                        concurrency, _hooks(as_json, batch), budget, 1, engine=engine, as_json=as_json,
+                        batch=batch_info)
     finally:
         db.close()
 
@@ -216,9 +209,11 @@ def run_dataset(flow: str, dataset: str, results: str | None, maps: tuple[str, .
 def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], provider: str | None,
                    base_url: str | None, as_json: bool, max_concurrency: int | None,
                    emulator_script: str | None, allow_changes: bool, retry_failed: bool,
-                   rpm: float | None = None, tpm: float | None = None) -> DatasetResult:
+                   rpm: float | None = None, tpm: float | None = None,
+                   engine: dict[str, Any] | None = None) -> DatasetResult:
     """``flowrun resume RUN`` of a dataset run: rows that succeeded (and, without
-    ``retry_failed``, rows that failed) are kept; the others run."""
+    ``retry_failed``, rows that failed) are kept; the others run, on ``engine`` (default:
+    the engine the run started on)."""
     from ..resume import flow_changes, resumable
 
     try:
@@ -260,10 +255,10 @@ def resume_dataset(db: RunDB, row: dict[str, Any], dataset: dict[str, Any], prov
         done = before["succeeded"] + (before["failed"] if FAILED in keep else 0)
         run_dir = Path(row["run_dir"]) if row.get("run_dir") else db.path.parent / run_id
         return _execute(plan, cfg, flow_path, emulator_script, spec, db, run_id, run_dir,
-                        Path(dataset["results"]), redactor, concurrency, _hooks(as_json, batch is not None),
-                        budget, int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
+                        Path(dataset["results"]), redactor, concurrency, _hooks(as_json, batch is not None), budget,
+                        int(row["attempt"]) + 1, skip=lambda n: states.status(n) in keep,
                         kept=(line for _, line in state.row_lines(db, run_id, keep)), done=done,
-                        batch=batch)
+                        engine=engine or settings.get("engine"), as_json=as_json, batch=batch)
     finally:
         db.close()
 
