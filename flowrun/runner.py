@@ -484,13 +484,16 @@ async def run_plan(
     durable: bool = True,
     cache: bool | None = None,
     cache_dir: Path | None = None,
+    cwd: Path | None = None,
 ) -> RunResult:
     """Run a checked plan to the end. Cancelling the task records the run as cancelled
     and raises :class:`~flowrun.errors.Cancelled` carrying the :class:`RunResult`.
     ``resume``: continue run ``run_id`` from what its earlier attempts left in the store.
     ``durable=False``: no run store, only ``record.json`` (rewritten as steps finish).
     ``cache``: True uses the step cache for every step (``--cache``), False for none
-    (``--no-cache``), None as the flow says; ``cache_dir`` overrides ``$FLOWRUN_CACHE_DIR``."""
+    (``--no-cache``), None as the flow says; ``cache_dir`` overrides ``$FLOWRUN_CACHE_DIR``.
+    ``cwd``: where relative paths from the flow are looked up first (default: the
+    process's working directory)."""
     import os
 
     env = os.environ if environ is None else environ
@@ -539,6 +542,7 @@ async def run_plan(
         hooks=hooks or RunHooks(),
         interactive=interactive,
         environ=env,
+        cwd=cwd or Path.cwd(),
     )
     ctx.cache = run_cache
     runner = Runner(ctx, max_concurrency)

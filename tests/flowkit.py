@@ -229,7 +229,8 @@ def run_file(
     async def main() -> RunResult:
         client = ResponsesClient(provider, credential=credential)
         try:
-            return await run_plan(plan, client, values, run_root=run_root, **run_plan_kwargs)
+            return await run_plan(plan, client, values, run_root=run_root, cwd=cwd or path.parent,
+                                  **run_plan_kwargs)
         finally:
             await client.close()
 
