@@ -58,6 +58,9 @@ def contained(root: Path, candidate: Path) -> Path:
 class RunStore:
     """The directory of one run."""
 
+    keeps_responses = True
+    """False: :meth:`save_response` writes nothing (a caller may skip it)."""
+
     def __init__(self, root: Path, run_id: str, redactor: Redactor | None = None):
         self.run_id = run_id
         self.dir = (Path(root) / run_id).resolve()

@@ -37,6 +37,8 @@ class RowStore(RunStore):
     """The store of one row's run: no record file, no response files; artifacts (made on
     first use) under ``<run dir>/rows/<row>/``."""
 
+    keeps_responses = False
+
     def __init__(self, run_dir: Path, run_id: str, number: int, redactor: Redactor):
         self.run_id = f"{run_id}#{number}"
         self.dir = run_dir / "rows" / str(number)
