@@ -37,8 +37,6 @@ class RowStore(RunStore):
     """The store of one row's run: no record file, no response files; artifacts (made on
     first use) under ``<run dir>/rows/<row>/``."""
 
-    keeps_responses = False
-
     def __init__(self, run_dir: Path, run_id: str, number: int, redactor: Redactor):
         self.run_id = f"{run_id}#{number}"
         self.dir = run_dir / "rows" / str(number)
@@ -52,6 +50,9 @@ class RowStore(RunStore):
 
     def save_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> Path:
         return self.dir / "responses" / f"{step_key}.json"
+
+    async def keep_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> None:
+        return None
 
 
 class RowRunner(Runner):

@@ -234,9 +234,7 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
         sc.status("retrying", f"retry {n} in {wait:.1f}s: {err}")
 
     response = await with_retries(attempt, sc.retries, on_retry)
-    # off the event loop: a wide flow saves many responses at once
-    if sc.run.store.keeps_responses:
-        await asyncio.to_thread(sc.run.store.save_response, sc.key, response, sc.state.get("turn"))
+    await sc.run.store.keep_response(sc.key, response, sc.state.get("turn"))
     status = response.get("status")
     if status == "failed":
         err = response.get("error") or {}
