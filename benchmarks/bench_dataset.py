@@ -22,7 +22,7 @@ request, on the same 2 cores). The script exits 0 whether targets pass or fail; 
 a run crashed or a row failed.
 
     .venv/bin/python benchmarks/bench_dataset.py            # 10,000 rows; memory at 1,000 and 100,000
-    .venv/bin/python benchmarks/bench_dataset.py --quick    # 256 rows; memory at 500 and 5,000
+    .venv/bin/python benchmarks/bench_dataset.py --quick    # 128 rows; memory at 500 and 3,000
     .venv/bin/python benchmarks/bench_dataset.py --pf /tmp/pfvenv/bin/pf   # with Prompt flow
 """
 from __future__ import annotations
@@ -266,8 +266,8 @@ def _line(name: str, r: dict, ideal: float | None, extra: str = "") -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (CI)")
-    ap.add_argument("--rows", type=int, help="rows for the throughput runs (default 10,000; quick 256)")
-    ap.add_argument("--mem-rows", help="small,large rows for memory (default 1000,100000; quick 500,5000)")
+    ap.add_argument("--rows", type=int, help="rows for the throughput runs (default 10,000; quick 128)")
+    ap.add_argument("--mem-rows", help="small,large rows for memory (default 1000,100000; quick 500,3000)")
     ap.add_argument("--latency-ms", type=int, default=1000, help="the emulator's fixed latency (default 1000)")
     ap.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
     ap.add_argument("--rpm", type=float, default=3000,
@@ -289,8 +289,8 @@ def main() -> None:
         return
 
     began = time.perf_counter()
-    rows = args.rows or (256 if args.quick else 10_000)
-    small, large = (int(x) for x in (args.mem_rows or ("500,5000" if args.quick else "1000,100000")).split(","))
+    rows = args.rows or (128 if args.quick else 10_000)
+    small, large = (int(x) for x in (args.mem_rows or ("500,3000" if args.quick else "1000,100000")).split(","))
     pf_rows = args.pf_rows or (64 if args.quick else 1000)
     latency = args.latency_ms / 1000
     ideal = args.concurrency / latency
