@@ -198,6 +198,10 @@ def effective_status(row: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- the store
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, default=str, separators=(",", ":"))
+
+
 class RunDB:
     """One connection to ``<root>/flowrun.db``; safe to share between threads."""
 
@@ -233,8 +237,7 @@ class RunDB:
         """JSON text of a value, masked. ASCII-escaped, so lone surrogates survive."""
         if value is None:
             return None
-        return json.dumps(self.redactor.deep(value), ensure_ascii=True, default=str,
-                          separators=(",", ":"))
+        return self.redactor.dumps(value, _compact_json)
 
     def _exec(self, sql: str, args: Iterable[Any] = (), event: str = "write",
               detail: str | None = None) -> None:

@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections.abc import Collection, Mapping
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from .errors import SecretRefused
 
@@ -25,6 +25,7 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 # headers whose values are credentials wherever they come from
 SENSITIVE_HEADERS = {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
+_SENSITIVE_KEY = re.compile(r'"(?:%s)"\s*:' % "|".join(map(re.escape, sorted(SENSITIVE_HEADERS))), re.I)
 
 
 def too_short(value: str | None) -> bool:
@@ -94,6 +95,17 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.deep(v) for v in value]
         return value
+
+    def dumps(self, value: Any, dump: Callable[[Any], str]) -> str:
+        """``dump(self.deep(value))`` (``dump``: a JSON encoder), without the copy when
+        nothing in ``value`` needs masking: no secret is registered and its JSON text has
+        no credential header key. The check errs on the copying side: any escape or
+        non-ASCII character in the text takes the copy too."""
+        if not self._values:
+            text = dump(value)
+            if text.isascii() and "\\u" not in text and not _SENSITIVE_KEY.search(text):
+                return text
+        return dump(self.deep(value))
 
     # -- partial secrets -------------------------------------------------------------
     def _parts(self) -> tuple[set[str], set[str]]:

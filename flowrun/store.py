@@ -8,6 +8,7 @@ through the run's :class:`~flowrun.secrets.Redactor`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -22,6 +23,9 @@ from .crash_points import Point, armed
 from .errors import ExecutionError
 from .jsontext import dumps
 from .secrets import Redactor
+
+INLINE_BYTES = 64 * 1024
+"""Responses up to about this size are saved on the event loop, larger ones in a thread."""
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TEMP = re.compile(r".+\.json\.(\d+)\.\d+\.tmp")  # a JSON file being written (see _write_json)
@@ -104,6 +108,16 @@ class RunStore:
         self._write_json(path, response)
         return path
 
+    async def keep_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> None:
+        """:meth:`save_response` from the event loop: a small response is written at once
+        (a hop to a worker thread costs more than the write: ~0.1 ms against several ms
+        on a busy machine, on the critical path of every step of a chain), a large one
+        (images, long outputs) in a worker thread."""
+        if smaller_than(response, INLINE_BYTES):
+            self.save_response(step_key, response, index)
+        else:
+            await asyncio.to_thread(self.save_response, step_key, response, index)
+
     # -- artifacts -----------------------------------------------------------------------
     def artifact_path(self, step_key: str, name: str, default: str = "file") -> Path:
         """A fresh, safe path for an artifact of a step; never outside the run directory."""
@@ -128,7 +142,7 @@ class RunStore:
     # -- io ------------------------------------------------------------------------------
     def _write_json(self, path: Path, value: Any, written: Callable[[], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = dumps(self.redactor.deep(value), indent=2, default=str)
+        text = self.redactor.dumps(value, _pretty_json)
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(text + "\n", encoding="utf-8")
@@ -138,6 +152,33 @@ class RunStore:
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half-written file behind
             raise
+
+
+def _pretty_json(value: Any) -> str:
+    return dumps(value, indent=2, default=str)
+
+
+def smaller_than(value: Any, limit: int) -> bool:
+    """Whether the text inside ``value`` (strings, keys and containers, roughly) is under
+    ``limit`` characters; stops walking as soon as it is not."""
+    left = limit
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            left -= len(item)
+        elif isinstance(item, dict):
+            left -= 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            left -= len(item)
+            stack.extend(item)
+        else:
+            left -= 8
+        if left < 0:
+            return False
+    return True
 
 
 def response_name(step_key: str, n: int) -> str:

@@ -58,6 +58,9 @@ class RowStore(RunStore):
     def save_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> Path:
         return self.dir / "responses" / f"{step_key}.json"
 
+    async def keep_response(self, step_key: str, response: dict[str, Any], index: int | None = None) -> None:
+        return None
+
 
 class RowRunner(Runner):
     """A row's run: no record to export (the row's store row and results line are its record)."""

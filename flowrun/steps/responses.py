@@ -274,8 +274,7 @@ async def call_model(sc: StepContext, params: dict[str, Any], attach: str | None
 
 async def _settle(sc: StepContext, response: dict[str, Any]) -> None:
     """Save the response; a failed, cancelled or incomplete one fails the step."""
-    # off the event loop: a wide flow saves many responses at once
-    await asyncio.to_thread(sc.run.store.save_response, sc.key, response, sc.state.get("turn"))
+    await sc.run.store.keep_response(sc.key, response, sc.state.get("turn"))
     status = response.get("status")
     if status == "failed":
         err = response.get("error") or {}
