@@ -141,8 +141,10 @@ def launch(
             if record is not None:
                 from .runner import run_redactor
                 from .testing.cassette import Recorder
+                from .testing.local_paths import Places
 
-                client = recorder = Recorder(client, Path(record), run_redactor(plan, os.environ, endpoint))
+                client = recorder = Recorder(client, Path(record), run_redactor(plan, os.environ, endpoint),
+                                             Places(plan.base_dir, run_dir))
             try:
                 return await run_plan(
                     plan, client, inputs, run_root=Path(run_dir), hooks=hooks,

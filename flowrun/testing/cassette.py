@@ -4,7 +4,10 @@ secrets masked and no auth. ``flowrun run --record FILE`` writes one on any prov
 a test case's ``recording:`` (or ``flowrun run --replay FILE``) replays it on the emulator.
 
 Requests are compared after :func:`normalize`: ids the service hands out afresh on every
-run (response ids sent as ``previous_response_id``, uploaded file ids) are placeholders.
+run (response ids sent as ``previous_response_id``, uploaded file ids) are placeholders, and
+so are local paths (:mod:`.local_paths`: ``{flow_dir}/data/sales.csv``), which the cassette
+stores that way too, so it replays in another checkout. A cassette recorded before paths
+were placeholders still replays where it was recorded: both sides are compared rewritten.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from ..errors import UsageError
 from ..secrets import Redactor
 from .checks import Failure
+from .local_paths import Places
 
 VERSION = 1
 _VOLATILE = {"previous_response_id": "<previous response>", "file_id": "<file>",
@@ -55,10 +59,12 @@ def _key(body: dict[str, Any]) -> str:
 class Recorder:
     """Wraps a :class:`~flowrun.client.ResponsesClient`, keeping every turn it sees."""
 
-    def __init__(self, client: Any, path: Path, redactor: Redactor | None = None) -> None:
+    def __init__(self, client: Any, path: Path, redactor: Redactor | None = None,
+                 places: Places | None = None) -> None:
         self._client = client
         self.path = Path(path)
         self.redactor = redactor or Redactor()
+        self.places = places or Places()
         self.turns: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
         self._listed: dict[str, list[dict[str, Any]]] = {}
@@ -67,7 +73,8 @@ class Recorder:
         return getattr(self._client, name)
 
     def _turn(self, params: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-        turn = {"key": _key(params), "request": params, "digest": digest(params), "response": response}
+        request = self.places.placeholders(params)  # what is sent is left as it was
+        turn = {"key": _key(params), "request": request, "digest": digest(request), "response": response}
         self.turns.append(turn)
         if response.get("id"):
             self._by_id[response["id"]] = turn
@@ -171,16 +178,18 @@ class Replay:
         emulator.replay_requests = []
         self._emulator = emulator
 
-    def failures(self) -> list[Failure]:
-        """Where the run's requests differ from the recording (a changed prompt, a new step)."""
+    def failures(self, places: Places | None = None) -> list[Failure]:
+        """Where the run's requests differ from the recording (a changed prompt, a new step);
+        ``places``: where this run is, so local paths compare as placeholders."""
         if self._emulator is None:
             return []
+        places = places or Places()
         sent: dict[str, list[dict[str, Any]]] = {}
         for body in self._emulator.replay_requests:
-            sent.setdefault(_key(body), []).append(body)
+            sent.setdefault(_key(body), []).append(places.placeholders(body))
         recorded: dict[str, list[dict[str, Any]]] = {}
         for turn in self.turns:
-            recorded.setdefault(turn["key"], []).append(turn["request"])
+            recorded.setdefault(turn["key"], []).append(places.placeholders(turn["request"]))
         out: list[Failure] = []
         for key in sorted(set(sent) | set(recorded)):
             got, want = sent.get(key, []), recorded.get(key, [])

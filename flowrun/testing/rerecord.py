@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import FlowrunError, UsageError
 from .cassette import Recorder, Replay
+from .local_paths import Places
 from .load import LoadedTests
 from .run_case import case_emulator, case_inputs, serve_folder
 from .spec import Case
@@ -135,7 +136,8 @@ async def _record(tests: LoadedTests, plan: Any, name: str, case: Case, path: Pa
                 provider = ProviderConfig("emulator", base_url=server.base_url, api_key="emulator",
                                           endpoint_id="in-process emulator",
                                           poll_interval_cap=IN_PROCESS_POLL_SECONDS)
-            recorder = Recorder(ResponsesClient(provider), path, run_redactor(plan, environ, provider))
+            recorder = Recorder(ResponsesClient(provider), path, run_redactor(plan, environ, provider),
+                                Places(plan.base_dir, run_root))
             try:
                 run = await run_plan(plan, recorder, inputs, run_root=run_root, hooks=RunHooks(),
                                      environ=environ, cache=False)

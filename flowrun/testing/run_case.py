@@ -22,6 +22,7 @@ from .checks import (
     check_value,
 )
 from .load import LoadedTests
+from .local_paths import Places
 from .spec import Case
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
@@ -147,7 +148,7 @@ async def _run_case(tests: LoadedTests, plan: Any, name: str, case: Case, run_ro
             await client.close()
         journal = emulator.journal.entries()
     if replay is not None:
-        result.failures.extend(replay.failures())
+        result.failures.extend(replay.failures(Places(plan.base_dir, run_root)))
     result.run_status = run.status
     result.outputs = run.outputs
     result.requests = sum(1 for e in journal if e.get("method") == "POST"

@@ -146,3 +146,74 @@ def test_update_keeps_the_cassette_when_the_new_run_fails(tmp_path: Path, emu: E
     assert proc.returncode == 1, proc.stdout
     assert "not re-recorded: the new recording's run failed" in proc.stdout, proc.stdout
     assert cassette.read_text() == old
+
+
+def test_a_cassette_recorded_in_one_folder_replays_in_another(tmp_path: Path, emu: Emu) -> None:
+    """Local paths in requests (the CSV's path rendered into the prompt) are stored as
+    placeholders, so a checkout elsewhere (CI's clean clone) replays with zero mismatches."""
+    here = tmp_path / "here"
+    here.mkdir()
+    flow = _copy_example(here, "data-analysis")
+    emu.script(yaml.safe_load((EXAMPLES / "data-analysis.emulator.yaml").read_text()))
+    proc = flowrun_cli("run", str(flow), "--provider", "compatible", "--base-url", emu.server.base_url,
+                       "--record", str(here / "cassettes" / "analysis.json"), "--json",
+                       "--run-dir", str(here / "runs"), cwd=here)
+    assert proc.returncode == 0, proc.stderr
+    recorded = _artifact_bytes(json.loads(proc.stdout)["outputs"], here)
+    text = (here / "cassettes" / "analysis.json").read_text()
+    assert "{flow_dir}/data/sales.csv" in text and str(here) not in text, "no absolute local path is stored"
+    assert str(here / "data" / "sales.csv") in json.dumps(emu.journal()), "the service got the real path"
+    (here / "data-analysis.emulator.yaml").unlink()
+    (here / "data-analysis.test.yaml").write_text(
+        "cases:\n  replayed:\n    recording: cassettes/analysis.json\n")
+
+    there = tmp_path / "elsewhere" / "clone"
+    shutil.copytree(here, there, ignore=shutil.ignore_patterns("runs"))
+    shutil.rmtree(here)  # nothing of the first folder is left to match
+    before = len(emu.journal())
+    proc = flowrun_cli("test", str(there / "data-analysis.test.yaml"), "--json", cwd=there)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report
+    assert report["summary"]["failed"] == 0 and report["summary"]["passed"] == 1, report
+    proc = flowrun_cli("run", str(there / "data-analysis.yaml"), "--replay",
+                       str(there / "cassettes" / "analysis.json"), "--json", cwd=there)
+    assert proc.returncode == 0, proc.stderr
+    replayed = json.loads(proc.stdout)
+    assert _artifact_bytes(replayed["outputs"], there) == recorded
+    assert len(emu.journal()) == before, "the replays sent nothing to the emulator"
+
+    # a changed prompt still fails there, with a diff of the request (paths as placeholders)
+    flow = there / "data-analysis.yaml"
+    flow.write_text(flow.read_text().replace("Which region grew fastest", "Which region shrank most"))
+    proc = flowrun_cli("test", str(there / "data-analysis.test.yaml"), cwd=there)
+    assert proc.returncode == 1, proc.stdout
+    assert "no longer matches the recording" in proc.stdout, proc.stdout
+    assert "shrank most" in proc.stdout and "{flow_dir}/data/sales.csv" in proc.stdout, proc.stdout
+    assert str(there) not in proc.stdout.split("no longer matches", 1)[1], proc.stdout
+
+
+def test_a_cassette_with_absolute_paths_still_replays_where_it_was_recorded(tmp_path: Path, emu: Emu) -> None:
+    """Cassettes made before paths were placeholders keep matching in their own folder."""
+    flow, cassette, tests = _record(tmp_path, emu)
+    flow.write_text(flow.read_text().replace("Which region shrank most", "Which region grew fastest"))
+    text = cassette.read_text()
+    assert "{flow_dir}" in text
+    old = json.loads(text.replace("{flow_dir}", str(tmp_path)))  # as an older flowrun wrote it
+    assert str(tmp_path / "data" / "sales.csv") in json.dumps(old["turns"][0]["request"])
+    cassette.write_text(json.dumps(old))
+    proc = flowrun_cli("test", str(tests), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_places_rewrite_only_whole_paths_under_the_folders() -> None:
+    from flowrun.testing.local_paths import Places
+
+    places = Places(flow_dir="/w/repo/flows", run_root="/w/repo/flows/runs", cwd="/w/repo")
+    body = {"input": [{"content": "read /w/repo/flows/data/a.csv, then /w/repo/flows/runs/20261202-1/artifacts/c.png"},
+                      "/w/repo/notes.txt", "/w/repo2/x", "/v/w/repo/x", "/elsewhere/y", "/w/repo"],
+            "n": 3}
+    assert places.placeholders(body) == {
+        "input": [{"content": "read {flow_dir}/data/a.csv, then {run_dir}/artifacts/c.png"},
+                  "{cwd}/notes.txt", "/w/repo2/x", "/v/w/repo/x", "/elsewhere/y", "{cwd}"],
+        "n": 3}
+    assert body["input"][1] == "/w/repo/notes.txt", "a copy: the request as sent is unchanged"
