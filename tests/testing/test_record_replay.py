@@ -209,7 +209,8 @@ def test_places_rewrite_only_whole_paths_under_the_folders() -> None:
     from flowrun.testing.local_paths import Places
 
     places = Places(flow_dir="/w/repo/flows", run_root="/w/repo/flows/runs", cwd="/w/repo")
-    body = {"input": [{"content": "read /w/repo/flows/data/a.csv, then /w/repo/flows/runs/20261202-1/artifacts/c.png"},
+    said = "read /w/repo/flows/data/a.csv, then /w/repo/flows/runs/20261202-1/artifacts/c.png"
+    body = {"input": [{"content": said},
                       "/w/repo/notes.txt", "/w/repo2/x", "/v/w/repo/x", "/elsewhere/y", "/w/repo"],
             "n": 3}
     assert places.placeholders(body) == {
