@@ -226,7 +226,7 @@ def _restore(sc: Any, key: str, entry: dict[str, Any]) -> bool:
         blob = cache.blob_path(art["digest"])
         target = store.artifact_path(sc.key, art["name"])
         try:
-            target.write_bytes(blob.read_bytes())
+            store.write_file(target, blob.read_bytes())
         except FileNotFoundError:
             return False
         moved[art["path"]] = str(target)

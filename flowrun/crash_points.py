@@ -8,9 +8,10 @@ first point reached wins.
 
 - EVENT: a :class:`~flowrun.rundb.RunDB` write (``run``, ``end``, ``checkpoint``, ``step``,
   ``item``, ``turn``, ``turn_done``, ``call_start``, ``call``, ``approval``, ``drop``) or
-  ``export`` (``record.json`` written by :class:`~flowrun.store.RunStore`).
+  ``export`` (``record.json`` written by :class:`~flowrun.store.RunStore`) or
+  ``artifact`` (an image or file of a step, :meth:`~flowrun.store.RunStore.write_file`).
 - PHASE: ``before`` the write, ``inside`` it (a transaction's statements ran, not yet
-  committed; for ``export``: the new file is written, not yet renamed over the old one),
+  committed; for ``export`` and ``artifact``: the new file is written, not yet renamed over the old one),
   or ``after`` it committed.
 
 Unset (always, outside tests) it costs one ``None`` check per write.

@@ -54,6 +54,23 @@ class OwnerLock:
             self._fd = None
 
 
+def own(run_dir: Path, run_id: str) -> OwnerLock:
+    """Take the owner lock of run ``run_id`` for this process (release it when the run
+    ends); a usage error if another process runs the run or the directory is not writable."""
+    from .errors import UsageError
+
+    owner = OwnerLock(run_dir)
+    try:
+        taken = owner.acquire()
+    except OSError as exc:
+        raise UsageError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}",
+                         hint="choose another --run-dir, or check its permissions") from None
+    if not taken:
+        raise UsageError(f"run {run_id} is being run by another process",
+                         hint="wait for it to finish, or stop it, then resume")
+    return owner
+
+
 def held(run_dir: str | Path | None) -> bool | None:
     """Whether a live process holds the run's owner lock: True / False, or None when it
     cannot be told (no lock file, no ``fcntl``)."""

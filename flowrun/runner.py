@@ -515,17 +515,9 @@ async def run_plan(
                          hint="choose another --run-dir") from None
     owner = None
     if durable or resume is not None:
-        from .run_owner import OwnerLock
+        from .run_owner import own
 
-        owner = OwnerLock(store.dir)  # held while this process runs the run
-        try:
-            taken = owner.acquire()
-        except OSError as exc:
-            raise UsageError(f"cannot write the run directory {store.dir}: {exc.strerror or exc}",
-                             hint="choose another --run-dir, or check its permissions") from None
-        if not taken:
-            raise UsageError(f"run {store.run_id} is being run by another process",
-                             hint="wait for it to finish, or stop it, then resume")
+        owner = own(store.dir, store.run_id)  # held while this process runs the run
         try:
             store.journal = open_journal(run_root, store.run_id, redactor, resume)
         except BaseException:

@@ -29,6 +29,8 @@ INLINE_BYTES = 64 * 1024
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TEMP = re.compile(r".+\.json\.(\d+)\.\d+\.tmp")  # a JSON file being written (see _write_json)
+# an artifact being written (see write_atomic); artifact names never start with a dot
+_ARTIFACT_TEMP = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
 
 
 def new_run_id() -> str:
@@ -77,13 +79,17 @@ class RunStore:
         self.journal: Any = None
 
     def clear_stale_files(self) -> None:
-        """Remove the half-done exports a killed process left (``*.tmp``: written, never
-        renamed into place). Only for a run no other process is writing (a resume)."""
-        for folder in (self.dir, self.dir / "responses"):
-            for tmp in folder.glob("*.json.*.tmp"):
-                pid = _TEMP.fullmatch(tmp.name)
-                if pid and int(pid.group(1)) != os.getpid():
-                    tmp.unlink(missing_ok=True)
+        """Remove the half-done files a killed process left (``*.tmp``: exports, responses
+        and artifacts written, never renamed into place). Only for a run no other process
+        is writing (a resume)."""
+        stale = [(tmp, _TEMP) for folder in (self.dir, self.dir / "responses")
+                 for tmp in folder.glob("*.json.*.tmp")]
+        stale += [(tmp, _ARTIFACT_TEMP) for where in ("artifacts/*", "rows/*/artifacts/*")  # a dataset's rows
+                  for tmp in self.dir.glob(f"{where}/.*.tmp")]
+        for tmp, pattern in stale:
+            pid = pattern.fullmatch(tmp.name)
+            if pid and int(pid.group(1)) != os.getpid():
+                tmp.unlink(missing_ok=True)
 
     # -- record --------------------------------------------------------------------------
     def write_record(self, record: dict[str, Any]) -> None:
@@ -136,8 +142,18 @@ class RunStore:
 
     def save_artifact(self, step_key: str, name: str, data: bytes) -> Path:
         path = self.artifact_path(step_key, name)
-        path.write_bytes(data)
+        self.write_file(path, data)
         return path
+
+    def write_file(self, path: Path, data: bytes | str) -> None:
+        """Write an artifact at ``path`` (from :meth:`artifact_path`) atomically: a kill
+        mid-write never leaves a torn file under its name."""
+        pauser = armed()
+        if pauser is None:
+            write_atomic(path, data)
+            return
+        with Point(pauser, "artifact", path.name) as point:
+            write_atomic(path, data, point.inside)
 
     # -- io ------------------------------------------------------------------------------
     def _write_json(self, path: Path, value: Any, written: Callable[[], None] | None = None) -> None:
@@ -152,6 +168,21 @@ class RunStore:
         except BaseException:
             tmp.unlink(missing_ok=True)  # never leave a half-written file behind
             raise
+
+
+def write_atomic(path: Path, data: bytes | str, written: Callable[[], None] | None = None) -> None:
+    """Write ``data`` (text as UTF-8) to a temp file beside ``path`` - ``.<name>.<pid>.<thread>.tmp``,
+    which :meth:`RunStore.clear_stale_files` removes if the process dies - then rename it
+    into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if written is not None:
+            written()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _pretty_json(value: Any) -> str:

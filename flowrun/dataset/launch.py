@@ -102,7 +102,7 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
     the flow's Python tools (and Ray's driver) print goes to stderr."""
     from ..launch import _run_with_interrupts, provider_endpoint
 
-    with provider_endpoint(cfg, flow, emulator_script) as endpoint:
+    with _owned(run_dir, run_id, attempt), provider_endpoint(cfg, flow, emulator_script) as endpoint:
         started = time.monotonic()
 
         async def main() -> DatasetResult:
@@ -128,6 +128,23 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
 
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             return _run_with_interrupts(main())
+
+
+@contextlib.contextmanager
+def _owned(run_dir: Path, run_id: str, attempt: int) -> Any:
+    """Hold the run's owner lock (:mod:`flowrun.run_owner`) for the run's life, as a single
+    run does: a killed dataset run reads as interrupted, and a second resume is refused.
+    A resume first clears the half-written files the killed process left."""
+    from ..run_owner import own
+
+    store = RunStore(run_dir.parent, run_id)  # (re)creates the directory
+    owner = own(store.dir, run_id)
+    try:
+        if attempt > 1:
+            store.clear_stale_files()
+        yield owner
+    finally:
+        owner.release()
 
 
 def _end(db: RunDB, run_id: str, attempt: int, status: str, error: str | None, spec: DatasetSpec,

@@ -25,7 +25,7 @@ from typing import Any
 from ..dataset.engine import DatasetRunner, RowOutcome
 from ..errors import ExecutionError, UsageError
 from ..results import FAILED
-from ..store import contained
+from ..store import contained, write_atomic
 from .budget import BudgetKeeper, budget_settings
 from .sealed import seal
 from .worker import API_KEY, HEADERS, RowWorker
@@ -299,7 +299,7 @@ class RayDatasetRunner(DatasetRunner):
             for rel, data in out["artifacts"].items():
                 path = contained(self.run_dir, self.run_dir / rel)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+                write_atomic(path, data)
             return RowOutcome(out["status"], out["outputs"], out["usage"], out["error"], out["steps"])
 
 

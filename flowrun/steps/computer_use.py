@@ -88,7 +88,7 @@ class Timeline:
 
     def write(self) -> None:
         text = json.dumps(self.store.redactor.deep(self.entries), indent=2, ensure_ascii=False, default=str)
-        self.path.write_text(text + "\n", encoding="utf-8")
+        self.store.write_file(self.path, text + "\n")
 
 
 # ---------------------------------------------------------------- safety checks

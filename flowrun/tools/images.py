@@ -80,7 +80,7 @@ async def save_image(sc: Any, item: dict[str, Any], response: dict[str, Any]) ->
         raise ExecutionError(f"image generation {item_id} failed: {detail}", sc.step_id)
     data, ext = _decode(sc, item["result"], f"image {item_id}")
     path = sc.run.store.artifact_path(sc.key, f"{item_id}.{ext}", "image")
-    path.write_bytes(data)
+    sc.run.store.write_file(path, data)
     sc.result.images.append(str(path))
     entry = {"id": item_id, "path": str(path)}
     for key in ("revised_prompt", "size", "quality", "background", "output_format", "action"):
@@ -97,6 +97,6 @@ def save_partial(sc: Any, event: dict[str, Any]) -> None:
     index = event.get("partial_image_index", 0)
     data, ext = _decode(sc, event.get("partial_image_b64"), f"partial image {index} of {item_id}")
     path = sc.run.store.artifact_path(sc.key, f"{item_id}.partial{index}.{ext}", "partial")
-    path.write_bytes(data)
+    sc.run.store.write_file(path, data)
     sc.result.extra.setdefault(PARTIALS_KEY, []).append(str(path))
     sc.status("running", f"partial image {index + 1}")
