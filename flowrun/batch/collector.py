@@ -96,12 +96,8 @@ class Collector:
         except asyncio.CancelledError:
             self.flushing = None
             raise
-        except ClientError as exc:
-            answers, failure = {}, exc
-        except FlowrunError as exc:
-            answers, failure = {}, RequestRejected(str(exc))
-        except Exception as exc:  # a bug: the lines fail, the run goes on
-            answers, failure = {}, RequestRejected(f"internal error in batch mode: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # the lines fail (a bug too), the run goes on
+            answers, failure = {}, _as_client_error(exc)
         self.flushing = None
         for line in lines:
             if line.future.done():
@@ -135,12 +131,24 @@ class Collector:
                 fresh.extend(part)  # the service no longer has it: sent again
             else:
                 follow.append((job, part, batch))
+        answers: dict[str, Any] = {}
+        too_big = [line for line in fresh if len(line.data) > self.settings.max_bytes]
+        for line in too_big:  # fails alone, before any file of the round is uploaded
+            answers[line.custom_id] = RequestRejected(
+                f"batch line {line.custom_id} is {len(line.data):,} bytes, more than a batch file may "
+                f"hold ({self.settings.max_bytes:,})")
+        fresh = [line for line in fresh if len(line.data) <= self.settings.max_bytes]
         for n, part in enumerate(split(fresh, self.settings.max_lines, self.settings.max_bytes)):
             job = await self._upload(part, n)
             follow.append((job, part, await self._create(job)))
-        answers: dict[str, Any] = {}
-        for found in await asyncio.gather(*(self._follow(*entry) for entry in follow)):
-            answers.update(found)
+        found_all = await asyncio.gather(*(self._follow(*entry) for entry in follow), return_exceptions=True)
+        for (job, part, _), found in zip(follow, found_all):
+            if isinstance(found, asyncio.CancelledError):
+                raise found
+            if isinstance(found, BaseException):  # that batch's lines fail; the others keep their answers
+                answers.update((line.custom_id, _as_client_error(found)) for line in part)
+            else:
+                answers.update(found)
         return answers
 
     async def _reattach(self, job: Job) -> dict[str, Any] | None:
@@ -282,3 +290,12 @@ class Collector:
                     else batch["status"]
                 state.update_job(self.db, self.run_id, job)
         return left
+
+
+def _as_client_error(exc: BaseException) -> BaseException:
+    """What a line learns of its batch's failure (as :meth:`Collector._flush` words it)."""
+    if isinstance(exc, ClientError):
+        return exc
+    if isinstance(exc, FlowrunError):
+        return RequestRejected(str(exc))
+    return RequestRejected(f"internal error in batch mode: {type(exc).__name__}: {exc}")

@@ -35,7 +35,8 @@ class BatchSettings:
                      environ: Any = None) -> "BatchSettings":
         """The defaults for a provider kind (the emulator is polled fast), then
         ``FLOWRUN_BATCH_POLL`` (``INITIAL[,MAX]`` seconds), ``FLOWRUN_BATCH_QUOTA_WAIT``
-        (``INITIAL[,MAX]``), ``FLOWRUN_BATCH_MAX_LINES`` and ``FLOWRUN_BATCH_WAVE_ROWS``."""
+        (``INITIAL[,MAX]``), ``FLOWRUN_BATCH_MAX_LINES``, ``FLOWRUN_BATCH_MAX_BYTES`` (a file's
+        limits, at most the service's) and ``FLOWRUN_BATCH_WAVE_ROWS``."""
         env = os.environ if environ is None else environ
         s = cls(deployment=deployment, detach=detach)
         if kind == "emulator":
@@ -43,6 +44,7 @@ class BatchSettings:
         s.poll_initial, s.poll_max = _pair(env, "FLOWRUN_BATCH_POLL", s.poll_initial, s.poll_max)
         s.quota_initial, s.quota_max = _pair(env, "FLOWRUN_BATCH_QUOTA_WAIT", s.quota_initial, s.quota_max)
         s.max_lines = min(MAX_LINES, _count(env, "FLOWRUN_BATCH_MAX_LINES", s.max_lines))
+        s.max_bytes = min(MAX_BYTES, _count(env, "FLOWRUN_BATCH_MAX_BYTES", s.max_bytes))
         s.wave_rows = _count(env, "FLOWRUN_BATCH_WAVE_ROWS", s.wave_rows)
         return s
 

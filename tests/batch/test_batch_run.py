@@ -294,3 +294,21 @@ def test_rows_go_through_the_layers_a_wave_at_a_time(tmp_path, emu, monkeypatch)
     assert out == list(range(1, 11))  # a wave's lines are written when it ends, in row order
     assert {n: r["outputs"] for n, r in lines(result.results).items()} == \
         {n: r["outputs"] for n, r in lines(tmp_path / "local.jsonl").items()}
+
+
+def test_a_line_too_big_for_a_batch_file_fails_its_row_alone(tmp_path, emu, monkeypatch):
+    """A request larger than a batch file may hold fails before any file of its round is
+    uploaded; the other rows' lines go in a batch as usual and no batch is left behind."""
+    monkeypatch.setenv("FLOWRUN_BATCH_MAX_BYTES", "2000")
+    data = write(tmp_path / "tickets.jsonl", "".join(
+        json.dumps({"ticket": "x" * 3000 if n == 3 else f"T{n}"}) + "\n" for n in range(1, 6)))
+    result = run(tmp_path, emu, data, flow=write(tmp_path / "one.yaml", ONE_STEP))
+    assert (result.succeeded, result.failed) == (4, 1)
+    by_row = lines(result.results)
+    assert by_row[3]["status"] == "failed" and "more than a batch file may hold" in by_row[3]["error"]
+    assert all(by_row[n]["status"] == "succeeded" for n in (1, 2, 4, 5))
+    created = posts(emu, "/v1/batches")
+    assert len(created) == 1  # one round, one file: the big line never went in one
+    with emu.sdk() as sdk:
+        batches = list(sdk.batches.list())
+    assert [(b.status, b.request_counts.total) for b in batches] == [("completed", 4)]
