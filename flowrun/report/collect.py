@@ -259,7 +259,7 @@ class Collector:
                 actions = nxt.get("action")
                 for action in actions if isinstance(actions, list) else [actions]:
                     if isinstance(action, dict):
-                        shot["marks"].extend(_marks(action, width, height))
+                        shot["marks"].extend(_marks(action, width, height, self.redactor))
             shots.append(shot)
         return {"shots": shots, "start_url": rec.get("start_url"), "final_url": rec.get("final_url"),
                 "blocked": strip_payloads(rec.get("blocked") or [], self.redactor),
@@ -286,8 +286,9 @@ def _num(v: Any) -> float | None:
         return None
 
 
-def _marks(action: dict[str, Any], width: int, height: int) -> list[dict[str, Any]]:
-    """What to draw for one action: a click point, a drag path, a scroll arrow, typed text."""
+def _marks(action: dict[str, Any], width: int, height: int, redactor: Redactor) -> list[dict[str, Any]]:
+    """What to draw for one action: a click point, a drag path, a scroll arrow, typed text
+    (masked, then cut)."""
     kind = action.get("type")
     x, y = _num(action.get("x")), _num(action.get("y"))
     out: list[dict[str, Any]] = []
@@ -308,7 +309,7 @@ def _marks(action: dict[str, Any], width: int, height: int) -> list[dict[str, An
                     "label": f"scroll {dx:g},{dy:g}"})
     elif kind in ("type", "keypress"):
         text = action.get("text") if kind == "type" else "+".join(map(str, action.get("keys") or []))
-        out.append({"kind": kind, "x": 12, "y": height - 16, "label": f"{kind}: {text}"[:80]})
+        out.append({"kind": kind, "x": 12, "y": height - 16, "label": redactor.truncate(f"{kind}: {text}", 80)})
     elif kind in ("wait", "screenshot"):
         out.append({"kind": kind, "x": 12, "y": height - 16, "label": kind})
     return out

@@ -16,6 +16,7 @@ from reportkit import data_of, page_of, run_example, run_with_budget, step
 
 from flowrun.ratelimit import RateBudget
 from flowrun.report.collect import _marks
+from flowrun.secrets import Redactor
 from flowrun.report.embed import Embedder
 from flowrun.report.prices import cost, load_prices
 from flowrun.rundb import RunDB
@@ -186,13 +187,13 @@ def test_files_outside_the_run_directory_are_never_read(tmp_path):
 
 
 def test_each_computer_action_becomes_a_mark():
-    assert _marks({"type": "click", "x": 5, "y": 6}, 100, 80)[0] == {
+    assert _marks({"type": "click", "x": 5, "y": 6}, 100, 80, Redactor())[0] == {
         "kind": "click", "x": 5.0, "y": 6.0, "label": "click"}
-    drag = _marks({"type": "drag", "path": [{"x": 1, "y": 2}, {"x": 30, "y": 40}]}, 100, 80)[0]
+    drag = _marks({"type": "drag", "path": [{"x": 1, "y": 2}, {"x": 30, "y": 40}]}, 100, 80, Redactor())[0]
     assert drag["points"] == "1,2 30,40" and (drag["x2"], drag["y2"]) == (30, 40)
-    scroll = _marks({"type": "scroll", "x": 10, "y": 10, "scroll_x": 0, "scroll_y": 400}, 100, 80)[0]
+    scroll = _marks({"type": "scroll", "x": 10, "y": 10, "scroll_x": 0, "scroll_y": 400}, 100, 80, Redactor())[0]
     assert scroll["y2"] == 90 and scroll["x2"] == 10  # an arrow of at most 80 px
-    assert _marks({"type": "type", "text": "hello"}, 100, 80)[0]["label"] == "type: hello"
+    assert _marks({"type": "type", "text": "hello"}, 100, 80, Redactor())[0]["label"] == "type: hello"
 
 
 def test_a_dataset_run_lists_every_row_compactly_with_its_steps(emu, tmp_path):
@@ -294,3 +295,17 @@ def test_a_moved_runs_directory_still_reports_with_its_images(emu, tmp_path):
     assert path == moved / result.run_id / "report.html"
     html = path.read_text()
     assert html.count('src="data:image/png;base64,') >= 3 and "not in the run directory" not in html
+
+
+def test_typed_text_on_a_screenshot_is_masked_before_it_is_cut():
+    """A secret the agent typed straddles the label's 80-character cut: no piece of it
+    is drawn on the screenshot."""
+    secret = "hunter2-Zq9vX4mB7kLp3sTw"
+    redactor = Redactor()
+    redactor.add(secret)
+    text = "x" * 65 + secret + " and more"
+    (mark,) = _marks({"type": "type", "text": text}, 800, 600, redactor)
+    assert mark["kind"] == "type" and len(mark["label"]) <= 80
+    assert not any(secret[i:i + 6] in mark["label"] for i in range(len(secret) - 5))
+    (keys,) = _marks({"type": "keypress", "keys": ["CTRL", "A"]}, 800, 600, redactor)
+    assert keys["label"] == "keypress: CTRL+A"
