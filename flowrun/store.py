@@ -159,29 +159,24 @@ class RunStore:
     def _write_json(self, path: Path, value: Any, written: Callable[[], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = self.redactor.dumps(value, _pretty_json)
-        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(text + "\n", encoding="utf-8")
-            if written is not None:
-                written()
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # never leave a half-written file behind
-            raise
+        write_atomic(path, text + "\n", written,
+                     tmp=path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp"))
 
 
-def write_atomic(path: Path, data: bytes | str, written: Callable[[], None] | None = None) -> None:
-    """Write ``data`` (text as UTF-8) to a temp file beside ``path`` - ``.<name>.<pid>.<thread>.tmp``,
-    which :meth:`RunStore.clear_stale_files` removes if the process dies - then rename it
-    into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def write_atomic(path: Path, data: bytes | str, written: Callable[[], None] | None = None,
+                 tmp: Path | None = None) -> None:
+    """Write ``data`` (text as UTF-8) to a temp file beside ``path`` - by default
+    ``.<name>.<pid>.<thread>.tmp``, which :meth:`RunStore.clear_stale_files` removes if the
+    process dies - then rename it into place; ``written``: called between the two. A
+    failed write leaves no temp file behind."""
+    tmp = tmp or path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         if written is not None:
             written()
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # never leave a half-written file behind
         raise
 
 

@@ -98,8 +98,9 @@ def _execute(plan: Plan, cfg: Any, flow: str, emulator_script: str | None, spec:
              skip: Any = None, kept: Any = (), done: int = 0,
              engine: dict[str, Any] | None = None, as_json: bool = False,
              batch: dict[str, Any] | None = None) -> DatasetResult:
-    """Run the rows on ``engine`` (``batch``: through the Batch API). Under ``--json`` stdout is the one JSON object: what
-    the flow's Python tools (and Ray's driver) print goes to stderr."""
+    """Run the rows on ``engine`` (``batch``: through the Batch API). Under ``--json``
+    stdout is the one JSON object: what the flow's Python tools (and Ray's driver) print
+    goes to stderr."""
     from ..launch import _run_with_interrupts, provider_endpoint
 
     with _owned(run_dir, run_id, attempt), provider_endpoint(cfg, flow, emulator_script) as endpoint:

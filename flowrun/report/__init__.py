@@ -18,6 +18,7 @@ from typing import Any
 
 from ..rundb import RunDB
 from ..secrets import Redactor
+from ..store import write_atomic
 from ..run_outline import Outline, outline_for
 from .collect import Collector
 from .dag import dag_svg
@@ -185,9 +186,7 @@ def write_report(ref: str, run_dir: str | Path, out: str | Path | None = None, *
     target = Path(out) if out else run_dir_of(db, row) / REPORT_NAME
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(target, html)
     except OSError as exc:
         raise UsageError(f"cannot write the report {target}: {exc.strerror or exc}",
                          hint="choose another file with -o") from None
